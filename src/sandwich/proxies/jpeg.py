@@ -1,0 +1,219 @@
+"""Differentiable proxy of baseline JPEG (libjpeg-turbo as Pillow drives it).
+
+It mirrors :class:`sandwich.codecs.jpeg.JpegCodec` step by step: 8-bit input, BT.601 YCbCr,
+libjpeg's 2x2 box chroma downsampling (4:2:0), edge-replicated padding to whole MCUs, 8x8 DCT,
+the IJG tables scaled by quality, rounding, dequantisation, inverse DCT, libjpeg's "fancy"
+(triangular) chroma upsampling and the conversion back to RGB, with every integer rounding of the
+real codec in place. Its rate is the exact standard-Huffman bit count of the quantised
+coefficients (:mod:`sandwich.proxies.jpeg_rate`) plus header and byte-stuffing terms calibrated once
+against the real codec and stored in ``jpeg_calibration.json``; gradients flow through a smooth
+surrogate of that count. No real codec runs inside ``forward``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from sandwich.codecs.base import CodecOutput, ImageCodec
+from sandwich.codecs.jpeg import SUBSAMPLINGS
+from sandwich.codecs.jpeg_tables import CHROMA_QTABLE, LUMA_QTABLE, ZIGZAG, quality_scale
+from sandwich.proxies.color import rgb_to_ycbcr, ycbcr_to_rgb
+from sandwich.proxies.dct import blockify, dct2d, idct2d, unblockify
+from sandwich.proxies.jpeg_rate import huffman_bits, lengths_tensor, surrogate_bits
+from sandwich.proxies.rounding import clip_ste, soft_round
+
+CALIBRATION_FILE = "jpeg_calibration.json"
+
+
+@functools.lru_cache(maxsize=1)
+def load_calibration() -> dict:
+    """The stored calibration (Huffman code lengths, header bytes, stuffing, surrogate scale)."""
+    path = resources.files("sandwich.proxies") / CALIBRATION_FILE
+    if not path.is_file():
+        from sandwich.proxies.calibrate import codec_constants
+
+        return codec_constants()
+    return json.loads(path.read_text())
+
+
+def qtables_for_quality(quality: Tensor) -> Tensor:
+    """(N,) IJG qualities (1..100) -> (N, 2, 8, 8) luma/chroma steps, exactly libjpeg's, float."""
+    q = quality.detach().round().clamp(1, 100).long().cpu()
+    scale = torch.tensor([quality_scale(int(v)) for v in q], dtype=torch.int64)
+    base = torch.from_numpy(np.stack([LUMA_QTABLE, CHROMA_QTABLE]))
+    tables = (base[None] * scale.view(-1, 1, 1, 1) + 50) // 100
+    return tables.clamp(1, 255).float()
+
+
+def fancy_upsample2(x: Tensor) -> Tensor:
+    """libjpeg's h2v2 "fancy" upsampling: separable taps (3/4, 1/4), edges replicated.
+
+    (N, C, h, w) -> (N, C, 2h, 2w), not rounded.
+    """
+    p = F.pad(x, (0, 0, 1, 1), mode="replicate")
+    up = 0.75 * p[:, :, 1:-1] + 0.25 * p[:, :, :-2]
+    down = 0.75 * p[:, :, 1:-1] + 0.25 * p[:, :, 2:]
+    x = torch.stack([up, down], dim=3).flatten(2, 3)
+    p = F.pad(x, (1, 1, 0, 0), mode="replicate")
+    left = 0.75 * p[..., 1:-1] + 0.25 * p[..., :-2]
+    right = 0.75 * p[..., 1:-1] + 0.25 * p[..., 2:]
+    return torch.stack([left, right], dim=4).flatten(3, 4)
+
+
+def _mcu_order(blocks: Tensor) -> Tensor:
+    """(N, Bh, Bw, 64) luma blocks of a 4:2:0 image -> (N, B, 64) in interleaved-MCU order."""
+    n, bh, bw, k = blocks.shape
+    b = blocks.reshape(n, bh // 2, 2, bw // 2, 2, k).permute(0, 1, 3, 2, 4, 5)
+    return b.reshape(n, bh * bw, k)
+
+
+def _code_plane(plane: Tensor, table: Tensor, rounding: str) -> tuple[Tensor, Tensor, Tensor]:
+    """Quantise one (N, 1, H, W) plane through the DCT.
+
+    Returns the reconstructed plane (before pixel rounding), the integer coefficients as
+    (N, Bh, Bw, 64) in zig-zag order, and the (possibly noisy) scaled coefficients for the
+    rate surrogate.
+    """
+    blocks = blockify(plane - 128.0)
+    coef = dct2d(blocks)
+    step = table.view(-1, 1, 1, 1, 8, 8)
+    u = coef / step
+    q = soft_round(u, rounding)
+    rec = unblockify(idct2d(q * step)) + 128.0
+    n, _, bh, bw = blocks.shape[:4]
+    q_int = torch.round(u.detach()).reshape(n, bh, bw, 64)[..., torch.as_tensor(ZIGZAG)]
+    return rec, q_int, q
+
+
+def jpeg_proxy_parts(
+    x: Tensor,
+    qt: Tensor,
+    subsampling: str,
+    rounding: str,
+    huffman: dict,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The uncalibrated proxy: reconstruction, raw Huffman bits, raw surrogate.
+
+    Args:
+        x: (N, C, H, W), 0..255.
+        qt: (N, 2, 8, 8) quantisation steps (luma, chroma).
+        subsampling, rounding: as in :func:`jpeg_proxy`.
+        huffman: code lengths {"dc_luma", "ac_luma", "dc_chroma", "ac_chroma"}: 256 ints each.
+
+    Returns:
+        x_hat (N, C, H, W); exact entropy-coded bits (N,) before byte stuffing; surrogate
+        sum log2(1 + |q|) (N,), differentiable.
+    """
+    n, c, h, w = x.shape
+    gray = subsampling == "gray"
+    mcu = 16 if subsampling == "4:2:0" else 8
+    ph, pw = (-h) % mcu, (-w) % mcu
+    x8 = soft_round(clip_ste(x, 0.0, 255.0), rounding)
+    if ph or pw:
+        x8 = F.pad(x8, (0, pw, 0, ph), mode="replicate")
+
+    if gray:
+        planes = [x8]
+    else:
+        ycc = soft_round(rgb_to_ycbcr(x8), rounding)
+        chroma = ycc[:, 1:]
+        if subsampling == "4:2:0":
+            chroma = soft_round(F.avg_pool2d(chroma, 2), rounding)
+        planes = [ycc[:, :1], chroma[:, :1], chroma[:, 1:]]
+
+    recs, ints, softs = [], [], []
+    for i, plane in enumerate(planes):
+        rec, q_int, q_soft = _code_plane(plane, qt[:, min(i, 1)], rounding)
+        recs.append(clip_ste(soft_round(rec, rounding), 0.0, 255.0))
+        ints.append(q_int)
+        softs.append(q_soft)
+
+    if gray:
+        out = recs[0]
+    else:
+        chroma = torch.cat(recs[1:], dim=1)
+        if subsampling == "4:2:0":
+            chroma = soft_round(fancy_upsample2(chroma), rounding)
+        out = ycbcr_to_rgb(torch.cat([recs[0], chroma], dim=1))
+        out = clip_ste(soft_round(out, rounding), 0.0, 255.0)
+    out = out[:, :, :h, :w]
+
+    dev = x.device
+    exact = torch.zeros(n, device=dev)
+    for i, q_int in enumerate(ints):
+        kind = "luma" if i == 0 else "chroma"
+        dc_len = lengths_tensor(huffman[f"dc_{kind}"], dev)
+        ac_len = lengths_tensor(huffman[f"ac_{kind}"], dev)
+        blocks = _mcu_order(q_int) if i == 0 and subsampling == "4:2:0" else q_int.flatten(1, 2)
+        exact = exact + huffman_bits(blocks, dc_len, ac_len)
+    smooth = sum(surrogate_bits(s) for s in softs)
+    return out, exact, smooth
+
+
+def jpeg_proxy(
+    x: Tensor,
+    quality: Tensor | float,
+    subsampling: str = "4:2:0",
+    rounding: str = "ste",
+    qtables: Tensor | None = None,
+) -> CodecOutput:
+    """Differentiable baseline JPEG.
+
+    Args:
+        x: (N, 3, H, W) RGB or, for ``subsampling="gray"``, (N, 1, H, W); 0..255.
+        quality: IJG quality 1..100, scalar or (N,); ignored if ``qtables`` is given.
+        subsampling: ``"4:2:0"``, ``"4:4:4"`` or ``"gray"``.
+        rounding: ``"hard"``, ``"ste"`` or ``"noise"`` (see :mod:`sandwich.proxies.rounding`);
+            applied to the 8-bit input, the colour conversions, the chroma resampling, the DCT
+            coefficients and the decoded pixels, where libjpeg rounds.
+        qtables: optional (2, 8, 8) or (N, 2, 8, 8) quantisation steps (luma, chroma).
+
+    Returns:
+        :class:`CodecOutput` with ``x_hat`` (N, C, H, W), 0..255, and ``bits`` (N,): predicted
+        size of the whole JPEG file in bits (forward value: exact Huffman count, calibrated for
+        byte stuffing, plus headers; gradient: the smooth surrogate).
+    """
+    if subsampling not in SUBSAMPLINGS:
+        raise ValueError(f"unknown JPEG subsampling {subsampling!r}; use one of {SUBSAMPLINGS}")
+    n, c = x.shape[:2]
+    gray = subsampling == "gray"
+    if c != (1 if gray else 3):
+        raise ValueError(f"JPEG {subsampling} carries {1 if gray else 3} channel(s), got {c}")
+    cal = load_calibration()
+    mode = cal["modes"][subsampling]
+    if qtables is None:
+        qt = torch.as_tensor(quality, dtype=torch.float32).flatten()
+        qt = qtables_for_quality(qt.expand(n) if qt.numel() == 1 else qt)
+    else:
+        qt = qtables.float()
+        qt = qt.expand(n, 2, 8, 8) if qt.dim() == 3 else qt
+    qt = qt.to(device=x.device, dtype=x.dtype)
+    out, exact, smooth = jpeg_proxy_parts(x, qt, subsampling, rounding, cal["huffman"])
+    exact = exact * mode["stuffing"] + 8.0 * mode["header_bytes"] + 4.0
+    smooth = mode["alpha"] * smooth
+    bits = exact.to(x.dtype) + smooth - smooth.detach()
+    return CodecOutput(out, bits)
+
+
+class JpegProxy(ImageCodec):
+    """``nn.Module`` around :func:`jpeg_proxy`; same ``forward`` as :class:`JpegCodec`."""
+
+    differentiable = True
+
+    def __init__(self, subsampling: str = "4:2:0", rounding: str = "ste"):
+        super().__init__()
+        if subsampling not in SUBSAMPLINGS:
+            raise ValueError(f"unknown JPEG subsampling {subsampling!r}; use one of {SUBSAMPLINGS}")
+        self.subsampling = subsampling
+        self.rounding = rounding
+        self.channels = 1 if subsampling == "gray" else 3
+
+    def forward(self, x: Tensor, quality: Tensor | float) -> CodecOutput:
+        return jpeg_proxy(x, quality, self.subsampling, self.rounding)
