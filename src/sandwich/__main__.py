@@ -1,0 +1,5 @@
+import sys
+
+from sandwich.cli import main
+
+sys.exit(main())

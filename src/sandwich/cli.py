@@ -1,0 +1,57 @@
+"""Command-line interface: ``sandwich COMMAND ...``.
+
+Each command lives in a small module of :mod:`sandwich.commands`; this file only wires them up and
+turns :class:`~sandwich.errors.SandwichError` into a one-line message and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from sandwich.errors import SandwichError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="sandwich: neural pre/post-processors around real, unmodified codecs.",
+)
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print a table (and JSON).")
+app.add_typer(bench_app, name="bench")
+
+
+def _register() -> None:
+    from sandwich.commands import register_all
+
+    register_all(app, bench_app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sandwich`` console script."""
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+    except SandwichError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except typer.Exit as e:
+        return e.exit_code
+    except (typer.Abort,):
+        return 1
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            return e.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""CLI commands, one module each; :func:`register_all` attaches them to the typer apps."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+# module name -> (attach to bench app?)
+COMMAND_MODULES = {
+    "data_cmd": False,
+    "calibrate_cmd": False,
+    "bench_proxy": True,
+}
+
+
+def register_all(app: typer.Typer, bench_app: typer.Typer) -> None:
+    for name, is_bench in COMMAND_MODULES.items():
+        try:
+            mod = importlib.import_module(f"sandwich.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"sandwich.commands.{name}":
+                continue
+            raise
+        mod.register(bench_app if is_bench else app)
