@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.exceptions import TyperException
 
 from sandwich.errors import SandwichError
 
@@ -41,15 +42,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as e:
         return e.exit_code
-    except (typer.Abort,):
+    except typer.Abort:
         return 1
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        raise
+    except TyperException as e:  # usage errors: typer prints them with a hint
+        show = getattr(e, "show", None)
+        if show is not None:
+            show()
+        else:
+            print(f"error: {e.format_message()}", file=sys.stderr)
+        return e.exit_code
     return 0
 
 

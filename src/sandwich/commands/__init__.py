@@ -10,6 +10,7 @@ import typer
 COMMAND_MODULES = {
     "data_cmd": False,
     "calibrate_cmd": False,
+    "train_cmd": False,
     "bench_proxy": True,
 }
 

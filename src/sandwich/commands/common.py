@@ -1,0 +1,29 @@
+"""Helpers shared by the CLI commands: expanding inputs, writing JSON atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sandwich.errors import SandwichError
+from sandwich.io import IMAGE_SUFFIXES, atomic_write_bytes
+
+
+def expand_images(paths: list[Path]) -> list[Path]:
+    """Files as given, folders expanded to their image files (sorted)."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise SandwichError(f"{p}: no images in this folder")
+            out.extend(found)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise SandwichError(f"{p}: no such file or folder")
+    return out
+
+
+def write_json(path: Path, obj, force: bool = True) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode(), force=force)

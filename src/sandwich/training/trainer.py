@@ -1,0 +1,187 @@
+"""Training a sandwich through the differentiable proxy.
+
+Loss = MSE (RGB, 0..255 units) + lambda * bpp (proxy bits per pixel). Adam, cosine learning rate,
+random patches, a JPEG quality drawn per sample from the scenario's range so one model serves all
+qualities. Checkpoints hold model, optimiser, scheduler and every random state, so a resumed run
+continues exactly as if it had not stopped. Progress goes to a tqdm bar and to ``log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from sandwich.errors import SandwichError
+from sandwich.models.sandwich import SandwichModel
+from sandwich.scenarios import get_scenario
+from sandwich.training.dataset import PatchSampler
+from sandwich.zoo.weights import save_weights
+
+
+@dataclass
+class TrainConfig:
+    scenario: str
+    data: str
+    out: str
+    steps: int = 4000
+    batch: int = 8
+    patch: int = 128
+    lr: float = 1e-3
+    base_lr_scale: float = 0.1
+    lmbda: float = 20.0
+    quality_min: int | None = None
+    quality_max: int | None = None
+    rounding: str = "ste"
+    pre_widths: list[int] = field(default_factory=lambda: [32, 64])
+    post_widths: list[int] = field(default_factory=lambda: [32, 64])
+    seed: int = 0
+    ckpt_every: int = 200
+    log_every: int = 10
+    threads: int = 2
+    device: str = "auto"
+    command: str = ""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_model(cfg: TrainConfig) -> SandwichModel:
+    return SandwichModel(
+        cfg.scenario, tuple(cfg.pre_widths), tuple(cfg.post_widths), rounding=cfg.rounding
+    )
+
+
+def _param_groups(model: SandwichModel, cfg: TrainConfig) -> list[dict]:
+    base, rest = [], []
+    for name, p in model.named_parameters():
+        (base if ".base." in f".{name}" else rest).append(p)
+    groups = [{"params": rest, "lr": cfg.lr}]
+    if base:
+        groups.append({"params": base, "lr": cfg.lr * cfg.base_lr_scale})
+    return groups
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig, resume: bool = False, force: bool = False, progress: bool = True):
+    """Train (or resume) and return the model; writes checkpoint, log and weights to ``cfg.out``."""
+    scenario = get_scenario(cfg.scenario)
+    qmin = cfg.quality_min or scenario.quality_range[0]
+    qmax = cfg.quality_max or scenario.quality_range[1]
+    if not 1 <= qmin <= qmax <= 100:
+        raise SandwichError(f"quality range {qmin}..{qmax} is not within 1..100")
+    out = Path(cfg.out)
+    ckpt_path = out / "checkpoint.pt"
+    if ckpt_path.exists() and not (resume or force):
+        raise SandwichError(f"{ckpt_path} exists; pass --resume to continue or --force to restart")
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(device)
+    opt = torch.optim.Adam(_param_groups(model, cfg))
+    warmup = min(100, cfg.steps // 10)
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, cfg.steps - warmup)
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step = 0
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ck["config"]["scenario"] != cfg.scenario:
+            raise SandwichError(f"{ckpt_path} is a {ck['config']['scenario']!r} run, not {cfg.scenario!r}")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optim"])
+        sched.load_state_dict(ck["sched"])
+        gen.set_state(ck["gen"])
+        torch.set_rng_state(ck["torch_rng"])
+        if device.type == "cuda" and ck.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(ck["cuda_rng"])
+        step = ck["step"]
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
+
+    sampler = PatchSampler(cfg.data, cfg.patch)
+    log = open(out / "log.jsonl", "a")
+    acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
+    t0 = time.time()
+    model.train()
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=f"train {cfg.scenario}")
+    while step < cfg.steps:
+        x = sampler.sample(cfg.batch, gen).to(device)
+        q = torch.randint(qmin, qmax + 1, (cfg.batch,), generator=gen).float()
+        res = model(x, q)
+        mse = ((res.x_hat - x) ** 2).mean()
+        bpp = res.bpp.mean()
+        loss = mse + cfg.lmbda * bpp
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        acc["loss"] += float(loss)
+        acc["mse"] += float(mse)
+        acc["bpp"] += float(bpp)
+        acc["n"] += 1
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            n = acc["n"]
+            m = acc["mse"] / n
+            rec = {
+                "step": step,
+                "loss": acc["loss"] / n,
+                "mse": m,
+                "psnr": 10 * math.log10(255**2 / max(m, 1e-9)),
+                "bpp": acc["bpp"] / n,
+                "lr": sched.get_last_lr()[0],
+                "pre_scale": float(model.pre.scale),
+                "post_scale": float(model.post.scale),
+                "elapsed_s": time.time() - t0,
+            }
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            bar.set_postfix(psnr=f"{rec['psnr']:.2f}", bpp=f"{rec['bpp']:.3f}")
+            acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            _atomic_save(
+                {
+                    "model": model.state_dict(),
+                    "optim": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "gen": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+                    "step": step,
+                    "config": asdict(cfg),
+                },
+                ckpt_path,
+            )
+            save_weights(model, out / "model.safetensors", {"train": asdict(cfg), "steps": step})
+    bar.close()
+    log.close()
+    return model
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in ["sandwich", *sys.argv[1:]])

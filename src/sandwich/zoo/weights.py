@@ -1,0 +1,40 @@
+"""Saving and loading sandwich weights as safetensors plus a JSON sidecar (config, provenance)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from sandwich.errors import SandwichError
+from sandwich.models.sandwich import SandwichModel
+
+
+def save_weights(model: SandwichModel, path: Path, meta: dict | None = None) -> None:
+    """Write ``path`` (.safetensors, fp32) and ``path.with_suffix('.json')`` (config + meta)."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path))
+    side = {"config": model.config(), **(meta or {})}
+    side["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.with_suffix(".json").write_text(json.dumps(side, indent=1) + "\n")
+
+
+def load_weights(path: Path, name: str = "local", version: int = 0) -> SandwichModel:
+    """Build a :class:`SandwichModel` from a .safetensors file and its JSON sidecar."""
+    side_path = path.with_suffix(".json")
+    if not path.exists() or not side_path.exists():
+        raise SandwichError(f"{path}: weights or their .json sidecar are missing")
+    side = json.loads(side_path.read_text())
+    cfg = side["config"]
+    model = SandwichModel(
+        cfg["scenario"], tuple(cfg["pre_widths"]), tuple(cfg["post_widths"]),
+        rounding=cfg.get("rounding", "ste"), name=name, version=version,
+    )
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except Exception as e:  # safetensors raises several kinds
+        raise SandwichError(f"{path}: cannot load weights ({e})") from None
+    model.eval()
+    return model
