@@ -29,10 +29,12 @@ def register(app: typer.Typer) -> None:
         batch: int = typer.Option(8),
         patch: int = typer.Option(128, help="square patch side in pixels"),
         lr: float = typer.Option(1e-3, help="peak learning rate (cosine decay)"),
-        lmbda: float = typer.Option(20.0, "--lambda", help="loss = MSE + lambda * bpp"),
+        loss: str = typer.Option("psnr", help="psnr: 10log10(MSE) + lambda*bpp; mse: MSE + lambda*bpp"),
+        lmbda: float = typer.Option(4.0, "--lambda", help="rate weight (dB or MSE per bpp)"),
+        pre_lr_scale: float = typer.Option(0.3, help="pre-processor lr = lr * this (0 freezes)"),
         quality_min: int = typer.Option(None, help="lowest JPEG quality drawn (default: scenario)"),
         quality_max: int = typer.Option(None, help="highest JPEG quality drawn"),
-        rounding: str = typer.Option("ste", help="proxy rounding: ste or noise"),
+        rounding: str = typer.Option("ste", help="DCT rounding in the proxy: ste, noise or cubic"),
         pre_widths: str = typer.Option("32,64", help="pre-processor U-Net widths"),
         post_widths: str = typer.Option("32,64", help="post-processor U-Net widths"),
         seed: int = typer.Option(0),
@@ -46,11 +48,13 @@ def register(app: typer.Typer) -> None:
         from sandwich.training.trainer import TrainConfig, command_line
         from sandwich.training.trainer import train as run
 
-        if rounding not in ("ste", "noise"):
-            raise SandwichError(f"rounding {rounding!r}: use ste or noise")
+        if rounding not in ("ste", "noise", "cubic"):
+            raise SandwichError(f"rounding {rounding!r}: use ste, noise or cubic")
+        if loss not in ("psnr", "mse"):
+            raise SandwichError(f"loss {loss!r}: use psnr or mse")
         cfg = TrainConfig(
             scenario=scenario, data=str(data), out=str(out), steps=steps, batch=batch,
-            patch=patch, lr=lr, lmbda=lmbda, quality_min=quality_min, quality_max=quality_max,
+            patch=patch, lr=lr, lmbda=lmbda, loss=loss, pre_lr_scale=pre_lr_scale, quality_min=quality_min, quality_max=quality_max,
             rounding=rounding, pre_widths=_widths(pre_widths), post_widths=_widths(post_widths),
             seed=seed, ckpt_every=ckpt_every, threads=threads, device=device,
             command=command_line(),

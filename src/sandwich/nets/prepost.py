@@ -1,7 +1,10 @@
-"""Pre- and post-processors: analytic base + per-pixel MLP + s * U-Net (s starts at 0).
+"""Pre- and post-processors: analytic base + per-pixel MLP + s * U-Net.
 
 Inputs to the learned parts are normalised as (x - 128) / 255 and their outputs scaled back by
-255, so an untrained processor is exactly its analytic base.
+255. The last layers of the MLP and the U-Net start at zero, so an untrained processor is exactly
+its analytic base. (The reference starts the scalar ``s`` at 0 instead; that leaves the U-Net with
+no gradient until ``s`` has random-walked away from 0, which measured far slower on a CPU budget,
+so here ``s`` starts at 1 and the U-Net head at 0.)
 """
 
 from __future__ import annotations
@@ -13,6 +16,11 @@ from sandwich.nets.mlp import PixelMLP
 from sandwich.nets.modem import ChromaDemodulator, ChromaModulator
 from sandwich.nets.resample import downsample, upsample
 from sandwich.nets.unet import UNet
+
+
+def _zero_head(unet: UNet) -> None:
+    nn.init.zeros_(unet.head.weight)
+    nn.init.zeros_(unet.head.bias)
 
 
 def _normalise(x: Tensor) -> Tensor:
@@ -37,7 +45,8 @@ class PreProcessor(nn.Module):
             raise ValueError("only the modem base maps RGB to a different channel count")
         self.mlp = PixelMLP(3, channels)
         self.unet = UNet(3, channels, widths)
-        self.scale = nn.Parameter(torch.zeros(()))
+        _zero_head(self.unet)
+        self.scale = nn.Parameter(torch.ones(()))
 
     def forward(self, x: Tensor) -> Tensor:
         base = self.base(x) if self.base is not None else x
@@ -60,7 +69,8 @@ class PostProcessor(nn.Module):
         in_ch = channels + 3
         self.mlp = PixelMLP(in_ch, 3)
         self.unet = UNet(in_ch, 3, widths)
-        self.scale = nn.Parameter(torch.zeros(()))
+        _zero_head(self.unet)
+        self.scale = nn.Parameter(torch.ones(()))
 
     def forward(self, y: Tensor, size: tuple[int, int]) -> Tensor:
         up = upsample(y, size)

@@ -27,7 +27,7 @@ from sandwich.codecs.jpeg_tables import CHROMA_QTABLE, LUMA_QTABLE, ZIGZAG, qual
 from sandwich.proxies.color import rgb_to_ycbcr, ycbcr_to_rgb
 from sandwich.proxies.dct import blockify, dct2d, idct2d, unblockify
 from sandwich.proxies.jpeg_rate import huffman_bits, lengths_tensor, surrogate_bits
-from sandwich.proxies.rounding import clip_ste, soft_round
+from sandwich.proxies.rounding import soft_round
 
 CALIBRATION_FILE = "jpeg_calibration.json"
 
@@ -115,7 +115,9 @@ def jpeg_proxy_parts(
     gray = subsampling == "gray"
     mcu = 16 if subsampling == "4:2:0" else 8
     ph, pw = (-h) % mcu, (-w) % mcu
-    x8 = soft_round(clip_ste(x, 0.0, 255.0), rounding)
+    coef_rounding = rounding
+    rounding = "hard" if rounding == "hard" else "ste"  # pixel-domain roundings
+    x8 = soft_round(x.clamp(0.0, 255.0), rounding)
     if ph or pw:
         x8 = F.pad(x8, (0, pw, 0, ph), mode="replicate")
 
@@ -130,8 +132,8 @@ def jpeg_proxy_parts(
 
     recs, ints, softs = [], [], []
     for i, plane in enumerate(planes):
-        rec, q_int, q_soft = _code_plane(plane, qt[:, min(i, 1)], rounding)
-        recs.append(clip_ste(soft_round(rec, rounding), 0.0, 255.0))
+        rec, q_int, q_soft = _code_plane(plane, qt[:, min(i, 1)], coef_rounding)
+        recs.append(soft_round(rec, rounding).clamp(0.0, 255.0))
         ints.append(q_int)
         softs.append(q_soft)
 
@@ -142,7 +144,7 @@ def jpeg_proxy_parts(
         if subsampling == "4:2:0":
             chroma = soft_round(fancy_upsample2(chroma), rounding)
         out = ycbcr_to_rgb(torch.cat([recs[0], chroma], dim=1))
-        out = clip_ste(soft_round(out, rounding), 0.0, 255.0)
+        out = soft_round(out, rounding).clamp(0.0, 255.0)
     out = out[:, :, :h, :w]
 
     dev = x.device
@@ -170,9 +172,10 @@ def jpeg_proxy(
         x: (N, 3, H, W) RGB or, for ``subsampling="gray"``, (N, 1, H, W); 0..255.
         quality: IJG quality 1..100, scalar or (N,); ignored if ``qtables`` is given.
         subsampling: ``"4:2:0"``, ``"4:4:4"`` or ``"gray"``.
-        rounding: ``"hard"``, ``"ste"`` or ``"noise"`` (see :mod:`sandwich.proxies.rounding`);
-            applied to the 8-bit input, the colour conversions, the chroma resampling, the DCT
-            coefficients and the decoded pixels, where libjpeg rounds.
+        rounding: how the DCT coefficients are rounded: ``"hard"``, ``"ste"``, ``"noise"`` or
+            ``"cubic"`` (see :mod:`sandwich.proxies.rounding`). The pixel-domain roundings of
+            libjpeg (8-bit input, colour conversions, chroma resampling, decoded pixels) are
+            straight-through in training and exact with ``"hard"``.
         qtables: optional (2, 8, 8) or (N, 2, 8, 8) quantisation steps (luma, chroma).
 
     Returns:
