@@ -58,9 +58,13 @@ def make_segment(info: MarkerInfo) -> bytes:
     name = info.model.encode("utf-8")
     if len(name) > 255:
         raise ValueError("model name too long for the marker")
-    payload = MAGIC + struct.pack(
-        ">BHHHB", info.format_version, info.height, info.width, info.model_version, len(name)
-    ) + name
+    payload = (
+        MAGIC
+        + struct.pack(
+            ">BHHHB", info.format_version, info.height, info.width, info.model_version, len(name)
+        )
+        + name
+    )
     return b"\xff" + bytes([APP11]) + struct.pack(">H", len(payload) + 2) + payload
 
 

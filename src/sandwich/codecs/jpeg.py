@@ -84,8 +84,9 @@ def ecs_bytes(data: bytes) -> int:
         i += 2 + length
         if marker == 0xDA:
             start = i
-            while i + 1 < n and not (data[i] == 0xFF and data[i + 1] not in (0x00,) and
-                                     not 0xD0 <= data[i + 1] <= 0xD7):
+            while i + 1 < n and not (
+                data[i] == 0xFF and data[i + 1] not in (0x00,) and not 0xD0 <= data[i + 1] <= 0xD7
+            ):
                 i += 1
             total += i - start
     return total

@@ -11,6 +11,10 @@ COMMAND_MODULES = {
     "data_cmd": False,
     "calibrate_cmd": False,
     "train_cmd": False,
+    "files_cmd": False,
+    "demo_cmd": False,
+    "eval_cmd": False,
+    "bench_models": True,
     "bench_proxy": True,
 }
 

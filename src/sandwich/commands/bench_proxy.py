@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from sandwich.errors import SandwichError
@@ -39,27 +38,47 @@ def register(bench: typer.Typer) -> None:
         images = [load_rgb(f) for f in files]
         with tqdm(total=len(images) * len(qs) * len(ms), desc="proxy vs real") as bar:
             rows, summary = fidelity_rows(images, qs, ms, progress=lambda: bar.update(1))
-        console = Console()
+        from sandwich.commands.common import console as make_console
+
+        console = make_console()
         table = Table(title=f"JPEG proxy vs real libjpeg on {len(images)} image(s)")
-        for col in ("mode", "quality", "real bpp", "proxy bpp", "bpp err %", "real PSNR",
-                    "proxy PSNR", "dPSNR dB"):
+        for col in (
+            "mode",
+            "quality",
+            "real bpp",
+            "proxy bpp",
+            "bpp err %",
+            "real PSNR",
+            "proxy PSNR",
+            "dPSNR dB",
+        ):
             table.add_column(col, justify="right")
         for r in rows:
             table.add_row(
-                r["mode"], str(r["quality"]), f"{r['real_bpp']:.4f}", f"{r['proxy_bpp']:.4f}",
-                f"{100 * (r['proxy_bpp'] / r['real_bpp'] - 1):+.2f}", f"{r['real_psnr']:.3f}",
-                f"{r['proxy_psnr']:.3f}", f"{r['proxy_psnr'] - r['real_psnr']:+.3f}",
+                r["mode"],
+                str(r["quality"]),
+                f"{r['real_bpp']:.4f}",
+                f"{r['proxy_bpp']:.4f}",
+                f"{100 * (r['proxy_bpp'] / r['real_bpp'] - 1):+.2f}",
+                f"{r['real_psnr']:.3f}",
+                f"{r['proxy_psnr']:.3f}",
+                f"{r['proxy_psnr'] - r['real_psnr']:+.3f}",
             )
         console.print(table)
-        summ = Table(title=f"targets: mean |bpp error| <= {100 * BPP_TARGET:.0f}%, "
-                           f"mean |dPSNR| <= {PSNR_TARGET} dB (per image, over qualities)")
+        summ = Table(
+            title=f"targets: mean |bpp error| <= {100 * BPP_TARGET:.0f}%, "
+            f"mean |dPSNR| <= {PSNR_TARGET} dB (per image, over qualities)"
+        )
         for col in ("mode", "mean |bpp err| %", "max %", "mean |dPSNR| dB", "max dB", "meets"):
             summ.add_column(col, justify="right")
         for s in summary:
             summ.add_row(
-                s["mode"], f"{100 * s['mean_abs_bpp_error']:.2f}",
-                f"{100 * s['max_abs_bpp_error']:.2f}", f"{s['mean_abs_psnr_diff']:.3f}",
-                f"{s['max_abs_psnr_diff']:.3f}", "yes" if s["meets_targets"] else "NO",
+                s["mode"],
+                f"{100 * s['mean_abs_bpp_error']:.2f}",
+                f"{100 * s['max_abs_bpp_error']:.2f}",
+                f"{s['mean_abs_psnr_diff']:.3f}",
+                f"{s['max_abs_psnr_diff']:.3f}",
+                "yes" if s["meets_targets"] else "NO",
             )
         console.print(summ)
         if json_out is not None:

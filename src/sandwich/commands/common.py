@@ -27,3 +27,12 @@ def expand_images(paths: list[Path]) -> list[Path]:
 
 def write_json(path: Path, obj, force: bool = True) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode(), force=force)
+
+
+def console():
+    """A rich console that does not squeeze tables when output is piped."""
+    import shutil
+
+    from rich.console import Console
+
+    return Console(width=max(120, shutil.get_terminal_size((120, 40)).columns))

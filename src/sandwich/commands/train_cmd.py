@@ -29,7 +29,9 @@ def register(app: typer.Typer) -> None:
         batch: int = typer.Option(8),
         patch: int = typer.Option(128, help="square patch side in pixels"),
         lr: float = typer.Option(1e-3, help="peak learning rate (cosine decay)"),
-        loss: str = typer.Option("psnr", help="psnr: 10log10(MSE) + lambda*bpp; mse: MSE + lambda*bpp"),
+        loss: str = typer.Option(
+            "psnr", help="psnr: 10log10(MSE) + lambda*bpp; mse: MSE + lambda*bpp"
+        ),
         lmbda: float = typer.Option(4.0, "--lambda", help="rate weight (dB or MSE per bpp)"),
         pre_lr_scale: float = typer.Option(0.3, help="pre-processor lr = lr * this (0 freezes)"),
         quality_min: int = typer.Option(None, help="lowest JPEG quality drawn (default: scenario)"),
@@ -42,6 +44,7 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(2, help="CPU threads (torch.set_num_threads)"),
         device: str = typer.Option("auto", help="auto, cpu or cuda"),
         resume: bool = typer.Option(False, help="continue from OUT/checkpoint.pt"),
+        stop_after: int = typer.Option(None, help="stop this run at this step (resume later)"),
         force: bool = typer.Option(False, help="restart even if OUT has a checkpoint"),
     ) -> None:
         """Train pre/post-processors around the JPEG proxy; resumable, logged to OUT/log.jsonl."""
@@ -53,11 +56,26 @@ def register(app: typer.Typer) -> None:
         if loss not in ("psnr", "mse"):
             raise SandwichError(f"loss {loss!r}: use psnr or mse")
         cfg = TrainConfig(
-            scenario=scenario, data=str(data), out=str(out), steps=steps, batch=batch,
-            patch=patch, lr=lr, lmbda=lmbda, loss=loss, pre_lr_scale=pre_lr_scale, quality_min=quality_min, quality_max=quality_max,
-            rounding=rounding, pre_widths=_widths(pre_widths), post_widths=_widths(post_widths),
-            seed=seed, ckpt_every=ckpt_every, threads=threads, device=device,
+            scenario=scenario,
+            data=str(data),
+            out=str(out),
+            steps=steps,
+            batch=batch,
+            patch=patch,
+            lr=lr,
+            lmbda=lmbda,
+            loss=loss,
+            pre_lr_scale=pre_lr_scale,
+            quality_min=quality_min,
+            quality_max=quality_max,
+            rounding=rounding,
+            pre_widths=_widths(pre_widths),
+            post_widths=_widths(post_widths),
+            seed=seed,
+            ckpt_every=ckpt_every,
+            threads=threads,
+            device=device,
             command=command_line(),
         )
-        run(cfg, resume=resume, force=force)
+        run(cfg, resume=resume, force=force, stop_after=stop_after)
         typer.echo(f"weights: {out / 'model.safetensors'}")

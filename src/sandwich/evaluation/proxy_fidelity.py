@@ -50,13 +50,15 @@ def fidelity_rows(
                 prox = out.x_hat[0].permute(1, 2, 0).numpy().squeeze(-1 if arr.ndim == 2 else ())
                 rb, pb = 8 * len(data) / pixels, float(out.bits[0]) / pixels
                 rp, pp = psnr(arr, real), psnr(arr, prox)
-                for k, v in zip(acc, (rb, pb, rp, pp)):
+                for k, v in zip(acc, (rb, pb, rp, pp), strict=False):
                     acc[k].append(v)
                 bpp_err.append(abs(pb - rb) / rb)
                 psnr_err.append(abs(pp - rp))
                 if progress is not None:
                     progress()
-            rows.append({"mode": mode, "quality": q, **{k: float(np.mean(v)) for k, v in acc.items()}})
+            rows.append(
+                {"mode": mode, "quality": q, **{k: float(np.mean(v)) for k, v in acc.items()}}
+            )
         b, p = float(np.mean(bpp_err)), float(np.mean(psnr_err))
         summary.append(
             {

@@ -1,4 +1,4 @@
-"""Per-pixel MLP (1x1 convolutions with sine activations), as in the reference pre/post-processors."""
+"""Per-pixel MLP (1x1 convolutions, sine activations), as in the reference pre/post-processors."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ class PixelMLP(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, hidden: int = 16, layers: int = 2):
         super().__init__()
         dims = [in_ch] + [hidden] * layers
-        self.hidden = nn.ModuleList(nn.Conv2d(a, b, 1) for a, b in zip(dims[:-1], dims[1:]))
+        pairs = zip(dims[:-1], dims[1:], strict=True)
+        self.hidden = nn.ModuleList(nn.Conv2d(a, b, 1) for a, b in pairs)
         self.out = nn.Conv2d(dims[-1], out_ch, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)

@@ -95,8 +95,18 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train(cfg: TrainConfig, resume: bool = False, force: bool = False, progress: bool = True):
-    """Train (or resume) and return the model; writes checkpoint, log and weights to ``cfg.out``."""
+def train(
+    cfg: TrainConfig,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+):
+    """Train (or resume) and return the model; writes checkpoint, log and weights to ``cfg.out``.
+
+    ``stop_after`` ends this run at that step (with a checkpoint) while the schedule still runs to
+    ``cfg.steps``, so a long training can be done in slices that resume exactly.
+    """
     scenario = get_scenario(cfg.scenario)
     qmin = cfg.quality_min or scenario.quality_range[0]
     qmax = cfg.quality_max or scenario.quality_range[1]
@@ -107,6 +117,8 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False, progress:
     if ckpt_path.exists() and not (resume or force):
         raise SandwichError(f"{ckpt_path} exists; pass --resume to continue or --force to restart")
     out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        (out / "log.jsonl").unlink(missing_ok=True)
     torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
 
@@ -127,7 +139,9 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False, progress:
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         if ck["config"]["scenario"] != cfg.scenario:
-            raise SandwichError(f"{ckpt_path} is a {ck['config']['scenario']!r} run, not {cfg.scenario!r}")
+            raise SandwichError(
+                f"{ckpt_path} is a {ck['config']['scenario']!r} run, not {cfg.scenario!r}"
+            )
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optim"])
         sched.load_state_dict(ck["sched"])
@@ -139,22 +153,20 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False, progress:
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
 
     sampler = PatchSampler(cfg.data, cfg.patch)
-    log = open(out / "log.jsonl", "a")
+    log = (out / "log.jsonl").open("a")  # noqa: SIM115 (closed below; kept open across steps)
     acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
     t0 = time.time()
     model.train()
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=f"train {cfg.scenario}")
-    while step < cfg.steps:
+    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    while step < end:
         x = sampler.sample(cfg.batch, gen).to(device)
         q = torch.randint(qmin, qmax + 1, (cfg.batch,), generator=gen).float()
         res = model(x, q)
         mse_i = ((res.x_hat - x) ** 2).mean(dim=(1, 2, 3))
         mse = mse_i.mean()
         bpp = res.bpp.mean()
-        if cfg.loss == "psnr":
-            dist = (10.0 * torch.log10(mse_i.clamp_min(1e-3))).mean()
-        else:
-            dist = mse
+        dist = (10.0 * torch.log10(mse_i.clamp_min(0.001))).mean() if cfg.loss == "psnr" else mse
         b = res.bottleneck
         outside = ((b - 255.0).relu() ** 2 + (-b).relu() ** 2).mean()
         loss = dist + cfg.lmbda * bpp + cfg.range_penalty * outside
@@ -168,7 +180,7 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False, progress:
         acc["bpp"] += float(bpp)
         acc["n"] += 1
         bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        if step % cfg.log_every == 0 or step == end:
             n = acc["n"]
             m = acc["mse"] / n
             rec = {
@@ -186,7 +198,7 @@ def train(cfg: TrainConfig, resume: bool = False, force: bool = False, progress:
             log.flush()
             bar.set_postfix(psnr=f"{rec['psnr']:.2f}", bpp=f"{rec['bpp']:.3f}")
             acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+        if step % cfg.ckpt_every == 0 or step == end:
             _atomic_save(
                 {
                     "model": model.state_dict(),

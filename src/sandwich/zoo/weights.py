@@ -29,8 +29,12 @@ def load_weights(path: Path, name: str = "local", version: int = 0) -> SandwichM
     side = json.loads(side_path.read_text())
     cfg = side["config"]
     model = SandwichModel(
-        cfg["scenario"], tuple(cfg["pre_widths"]), tuple(cfg["post_widths"]),
-        rounding=cfg.get("rounding", "ste"), name=name, version=version,
+        cfg["scenario"],
+        tuple(cfg["pre_widths"]),
+        tuple(cfg["post_widths"]),
+        rounding=cfg.get("rounding", "ste"),
+        name=name,
+        version=version,
     )
     try:
         model.load_state_dict(load_file(str(path)))

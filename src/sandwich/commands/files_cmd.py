@@ -1,0 +1,191 @@
+"""``sandwich compress`` / ``sandwich decompress`` / ``sandwich models``: the zoo on real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sandwich.errors import SandwichError
+
+DEFAULT_QUALITY = 75
+
+
+def _pairs(inp: Path, out: Path, suffix: str) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: a file to a file, or a folder to a folder (created if needed)."""
+    from sandwich.commands.common import expand_images
+
+    if inp.is_dir():
+        if out.exists() and not out.is_dir():
+            raise SandwichError(f"{out}: input is a folder, so the output must be a folder too")
+        files = expand_images([inp])
+        out.mkdir(parents=True, exist_ok=True)
+        return [(f, out / (f.stem + suffix)) for f in files]
+    if not inp.exists():
+        raise SandwichError(f"{inp}: no such file")
+    if out.is_dir():
+        return [(inp, out / (inp.stem + suffix))]
+    return [(inp, out)]
+
+
+def search_quality(encode, pixels: int, target_bpp: float) -> tuple[int, bytes]:
+    """Highest quality whose whole file is at most ``target_bpp`` (bisection on the real codec)."""
+    lo, hi = 1, 100
+    best = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        data = encode(mid)
+        if 8 * len(data) / pixels <= target_bpp:
+            best = (mid, data)
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    if best is None:
+        data = encode(1)
+        raise SandwichError(
+            f"--target-bpp {target_bpp} is below the smallest file this model makes "
+            f"({8 * len(data) / pixels:.3f} bpp at quality 1)"
+        )
+    return best
+
+
+def _run_each(pairs, fn) -> None:
+    failed = 0
+    for src, dst in pairs:
+        try:
+            fn(src, dst)
+        except SandwichError as e:
+            if len(pairs) == 1:
+                raise
+            typer.echo(f"error: {e}", err=True)
+            failed += 1
+    if failed:
+        raise SandwichError(f"{failed} of {len(pairs)} file(s) failed")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def compress(
+        inp: Path = typer.Argument(..., metavar="IN", help="image file or folder"),
+        out: Path = typer.Option(..., "-o", "--output", help="output .jpg or folder"),
+        model: str = typer.Option(None, "--model", "-m", help="zoo model (default: gray-jpeg)"),
+        quality: int = typer.Option(None, "--quality", "-q", help="JPEG quality 1..100"),
+        target_bpp: float = typer.Option(None, help="pick the quality for this many bits/pixel"),
+        force: bool = typer.Option(False, help="overwrite existing outputs"),
+    ) -> None:
+        """Compress to a standard JPEG (bottleneck) with a marker naming the model."""
+        from sandwich.io import atomic_write_bytes, check_writable, load_rgb
+        from sandwich.zoo import DEFAULT_MODEL, load_model
+
+        if quality is not None and target_bpp is not None:
+            raise SandwichError("give --quality or --target-bpp, not both")
+        if quality is not None and not 1 <= quality <= 100:
+            raise SandwichError(f"--quality {quality}: use 1..100")
+        if target_bpp is not None and target_bpp <= 0:
+            raise SandwichError(f"--target-bpp {target_bpp}: must be positive")
+        pairs = _pairs(inp, out, ".jpg")
+        net = load_model(model or DEFAULT_MODEL)
+
+        def one(src: Path, dst: Path) -> None:
+            check_writable(dst, force)
+            img = load_rgb(src)
+            pixels = img.shape[0] * img.shape[1]
+            if target_bpp is not None:
+                q, data = search_quality(lambda qq: net.compress(img, qq), pixels, target_bpp)
+            else:
+                q = quality or DEFAULT_QUALITY
+                data = net.compress(img, q)
+            atomic_write_bytes(dst, data, force)
+            typer.echo(f"{src} -> {dst}: {net.name} q={q}, {8 * len(data) / pixels:.4f} bpp")
+
+        _run_each(pairs, one)
+
+    @app.command()
+    def decompress(
+        inp: Path = typer.Argument(..., metavar="IN", help="sandwich .jpg or folder"),
+        out: Path = typer.Option(..., "-o", "--output", help="output .png or folder"),
+        model: str = typer.Option(None, "--model", "-m", help="model for JPEGs without marker"),
+        force: bool = typer.Option(False, help="overwrite existing outputs"),
+    ) -> None:
+        """Decode a sandwich JPEG (model from its marker) to PNG; plain JPEGs decode as JPEG."""
+        from sandwich.container import read_marker
+        from sandwich.io import check_writable, save_png
+        from sandwich.zoo import load_model
+
+        if inp.is_dir():
+            files = sorted(f for f in inp.iterdir() if f.suffix.lower() in (".jpg", ".jpeg"))
+            if not files:
+                raise SandwichError(f"{inp}: no .jpg files in this folder")
+            out.mkdir(parents=True, exist_ok=True)
+            pairs = [(f, out / (f.stem + ".png")) for f in files]
+        else:
+            pairs = _pairs(inp, out, ".png")
+        cache: dict[str, object] = {}
+
+        def one(src: Path, dst: Path) -> None:
+            check_writable(dst, force)
+            if not src.is_file():
+                raise SandwichError(f"{src}: no such file")
+            data = src.read_bytes()
+            info = read_marker(data)
+            name = info.model if info is not None else model
+            if name is None:
+                from sandwich.codecs.jpeg import JpegCodec
+
+                try:
+                    img = JpegCodec("4:2:0").decode(data)
+                except (OSError, SyntaxError, ValueError) as e:
+                    raise SandwichError(f"{src}: cannot decode the JPEG ({e})") from None
+                save_png(dst, img, force)
+                typer.echo(f"{src} -> {dst}: plain JPEG (no sandwich marker)")
+                return
+            if name not in cache:
+                cache[name] = load_model(name)
+            net = cache[name]
+            if info is not None and info.model_version != net.version:
+                raise SandwichError(
+                    f"{src}: made by {name} version {info.model_version}, this install has "
+                    f"version {net.version}"
+                )
+            try:
+                img = net.decompress(data)
+            except SandwichError as e:
+                raise SandwichError(f"{src}: {e}") from None
+            save_png(dst, img, force)
+            typer.echo(f"{src} -> {dst}: {name}")
+
+        _run_each(pairs, one)
+
+    @app.command()
+    def models() -> None:
+        """List the zoo: scenario, codec, weight size, params and MACs per pixel."""
+        from rich.table import Table
+
+        from sandwich.evaluation.complexity import sandwich_complexity
+        from sandwich.zoo import ZOO, available, load_model, weights_dir
+
+        table = Table(title="sandwich model zoo")
+        for col in ("name", "scenario", "codec", "weights", "params", "MACs/pixel", "about"):
+            table.add_column(col)
+        for e in ZOO.values():
+            if not available(e):
+                table.add_row(e.name, e.scenario, e.codec, "missing", "", "", e.description)
+                continue
+            cx = sandwich_complexity(load_model(e.name), size=64)
+            size = (
+                "none"
+                if e.weights is None
+                else f"{(weights_dir() / e.weights).stat().st_size / 1e3:.0f} kB"
+            )
+            table.add_row(
+                e.name,
+                e.scenario,
+                e.codec,
+                size,
+                f"{cx['params']:,}",
+                f"{cx['macs_per_pixel'] / 1e3:.1f}K",
+                e.description,
+            )
+        from sandwich.commands.common import console
+
+        console().print(table)

@@ -1,0 +1,62 @@
+"""Parameter and multiply-accumulate counts of networks (MACs per input pixel)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@torch.no_grad()
+def macs_per_pixel(fn, x: torch.Tensor, modules: list[nn.Module]) -> float:
+    """MACs of all convolutions inside ``modules`` while ``fn(x)`` runs, per pixel of ``x``."""
+    total = 0
+
+    def hook(mod: nn.Conv2d, _inp, out):
+        nonlocal total
+        k = mod.kernel_size[0] * mod.kernel_size[1]
+        total += out.numel() // out.shape[0] * (mod.in_channels // mod.groups) * k
+
+    handles = []
+    for m in modules:
+        for sub in m.modules():
+            if isinstance(sub, nn.Conv2d):
+                handles.append(sub.register_forward_hook(hook))
+    try:
+        fn(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return total / (x.shape[-1] * x.shape[-2])
+
+
+def functional_conv_macs(model) -> float:
+    """MACs/pixel of the analytic modem's depthwise filters (F.conv2d, not nn.Conv2d)."""
+    total = 0.0
+    for proc in (model.pre, model.post):
+        base = getattr(proc, "base", None)
+        if base is None:
+            continue
+        for name in ("lp_luma", "lp_chroma"):
+            k = getattr(base, name)
+            total += k.shape[0] * k.shape[-1] * k.shape[-2]
+    return total
+
+
+def sandwich_complexity(model, size: int = 128) -> dict:
+    """Params and MACs/pixel (of the full-resolution image) of a sandwich's pre and post."""
+    x = torch.rand(1, 3, size, size) * 255
+    pre_macs = macs_per_pixel(model.pre, x, [model.pre])
+    b = model.pre(x)
+    post_macs = macs_per_pixel(lambda y: model.post(y, (size, size)), b, [model.post])
+    post_macs *= b.shape[-1] * b.shape[-2] / (size * size)
+    extra = functional_conv_macs(model)
+    return {
+        "params_pre": count_params(model.pre),
+        "params_post": count_params(model.post),
+        "params": count_params(model),
+        "macs_per_pixel": pre_macs + post_macs + extra,
+    }
