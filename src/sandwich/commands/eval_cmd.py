@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         ),
         qualities: str = typer.Option("10,20,30,40,50,60,70,80,90"),
         json_out: Path = typer.Option(None, "--json", help="write curves, BD table and rows here"),
+        markdown: Path = typer.Option(None, help="write the tables as Markdown here"),
     ) -> None:
         """Sweep qualities through the real codecs; print mean RD curves and BD-PSNR/BD-rate."""
         from rich.table import Table

@@ -127,7 +127,10 @@ def register(app: typer.Typer) -> None:
             if not src.is_file():
                 raise SandwichError(f"{src}: no such file")
             data = src.read_bytes()
-            info = read_marker(data)
+            try:
+                info = read_marker(data)
+            except SandwichError as e:
+                raise SandwichError(f"{src}: {e}") from None
             name = info.model if info is not None else model
             if name is None:
                 from sandwich.codecs.jpeg import JpegCodec

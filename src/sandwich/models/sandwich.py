@@ -102,7 +102,7 @@ class SandwichModel(nn.Module):
     def _to_tensor(self, image: np.ndarray) -> Tensor:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise SandwichError("sandwich models take 8-bit RGB images (H, W, 3)")
-        t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+        t = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None].float()
         return t.to(self.device)
 
     @torch.inference_mode()

@@ -74,6 +74,27 @@ def _mcu_order(blocks: Tensor) -> Tensor:
     return b.reshape(n, bh * bw, k)
 
 
+def _dummy_blocks(q_int: Tensor, h: int, w: int) -> Tensor:
+    """4:2:0 luma blocks that lie wholly outside the image -> libjpeg's dummy blocks.
+
+    libjpeg codes only ceil(H/8) x ceil(W/8) real luma blocks; the rest of the last MCU row or
+    column is filled with "dummy" blocks: AC zero, DC copied from the block before it in the MCU
+    (jccoefct.c), so they cost almost nothing. ``q_int`` is (N, Bh, Bw, 64), zig-zag order.
+    """
+    _, bh, bw, _ = q_int.shape
+    rb, cb = -(-h // 8), -(-w // 8)
+    if rb == bh and cb == bw:
+        return q_int
+    q_int = q_int.clone()
+    if cb < bw:  # right edge: DC of the block to the left
+        q_int[:, :, cb:, 1:] = 0
+        q_int[:, :, cb:, 0] = q_int[:, :, cb - 1 : cb, 0]
+    if rb < bh:  # bottom row: DC of the last block of the MCU's upper row
+        q_int[:, rb:] = 0
+        q_int[:, rb:, :, 0] = q_int[:, rb - 1, 1::2, 0].repeat_interleave(2, dim=-1)[:, None]
+    return q_int
+
+
 def _code_plane(plane: Tensor, table: Tensor, rounding: str) -> tuple[Tensor, Tensor, Tensor]:
     """Quantise one (N, 1, H, W) plane through the DCT.
 
@@ -153,7 +174,10 @@ def jpeg_proxy_parts(
         kind = "luma" if i == 0 else "chroma"
         dc_len = lengths_tensor(huffman[f"dc_{kind}"], dev)
         ac_len = lengths_tensor(huffman[f"ac_{kind}"], dev)
-        blocks = _mcu_order(q_int) if i == 0 and subsampling == "4:2:0" else q_int.flatten(1, 2)
+        if i == 0 and subsampling == "4:2:0":
+            blocks = _mcu_order(_dummy_blocks(q_int, h, w))
+        else:
+            blocks = q_int.flatten(1, 2)
         exact = exact + huffman_bits(blocks, dc_len, ac_len)
     smooth = sum(surrogate_bits(s) for s in softs)
     return out, exact, smooth

@@ -175,7 +175,7 @@ def train(
         opt.step()
         sched.step()
         step += 1
-        acc["loss"] += float(loss)
+        acc["loss"] += float(loss.detach())
         acc["mse"] += float(mse)
         acc["bpp"] += float(bpp)
         acc["n"] += 1

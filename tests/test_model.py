@@ -1,0 +1,264 @@
+"""The sandwich model: analytic start, proxy forward and backward, real compress/decompress, zoo."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sandwich.codecs.jpeg import JpegCodec
+from sandwich.container import MarkerInfo, make_segment, read_marker
+from sandwich.errors import SandwichError
+from sandwich.evaluation.baselines import JpegBaseline, LowresBaseline, ModelPipeline
+from sandwich.evaluation.metrics import psnr
+from sandwich.models.sandwich import SandwichModel
+from sandwich.nets.modem import ChromaDemodulator, ChromaModulator
+from sandwich.nets.resample import downsample, upsample
+from sandwich.scenarios import SCENARIOS, get_scenario
+from sandwich.zoo import ZOO, available, get_entry, load_model
+
+SCENARIO_NAMES = ("rgb", "gray", "lowres2", "lowres4")
+TRAINED = [name for name, e in ZOO.items() if e.weights is not None]
+
+
+def _model(scenario: str) -> SandwichModel:
+    torch.manual_seed(0)
+    return SandwichModel(scenario, pre_widths=(8,), post_widths=(8, 16)).eval()
+
+
+def _strip_marker(data: bytes) -> bytes:
+    info = read_marker(data)
+    assert info is not None
+    seg = make_segment(info)
+    assert data.count(seg) == 1
+    return data.replace(seg, b"", 1)
+
+
+def test_scenarios_registry() -> None:
+    assert set(SCENARIO_NAMES) <= set(SCENARIOS)
+    assert get_scenario("gray").bottleneck_channels == 1
+    assert get_scenario("lowres4").downscale == 4
+    with pytest.raises(SandwichError, match="unknown scenario"):
+        get_scenario("cmyk")
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_NAMES)
+def test_untrained_processors_are_the_analytic_base(scenario: str) -> None:
+    m = _model(scenario)
+    s = m.scenario
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 3, 37, 53, generator=g) * 255
+    h, w = -(-37 // s.downscale), -(-53 // s.downscale)
+    y = torch.rand(2, s.bottleneck_channels, h, w, generator=g) * 255
+    with torch.no_grad():
+        pre, post = m.pre(x), m.post(y, (37, 53))
+        if s.base == "identity":
+            assert torch.equal(pre, x)
+            assert torch.equal(post, y)
+        elif s.base == "resample":
+            assert torch.equal(pre, downsample(x, s.downscale))
+            assert torch.equal(post, upsample(y, (37, 53)))
+        else:
+            assert torch.equal(pre, ChromaModulator()(x))
+            assert torch.equal(post, ChromaDemodulator()(y))
+    assert pre.shape == (2, s.bottleneck_channels, h, w)
+    assert post.shape == (2, 3, 37, 53)
+
+
+def test_untrained_rgb_is_plain_420_jpeg(sample_full: np.ndarray) -> None:
+    img = sample_full[20:65, 30:97].copy()  # 45x67
+    m = _model("rgb")
+    assert np.array_equal(m.bottleneck_image(img), img)
+    for q in (20, 75):
+        data = m.compress(img, q)
+        plain, plain_rec = JpegBaseline("4:2:0").roundtrip(img, q)
+        assert _strip_marker(data) == plain  # the same bytes plus the marker
+        assert np.array_equal(m.decompress(data), plain_rec)
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_untrained_lowres_is_the_bicubic_baseline(sample_full: np.ndarray, factor: int) -> None:
+    # Both run the very same float operations (antialiased bicubic down, 8-bit rounding, JPEG,
+    # bicubic up, rounding) and the learned residuals are exactly zero, so the results are
+    # identical: the tolerance is zero gray levels, not one.
+    img = sample_full[20:65, 30:97].copy()
+    m = _model(f"lowres{factor}")
+    data = m.compress(img, 60)
+    plain, plain_rec = LowresBaseline(factor).roundtrip(img, 60)
+    assert _strip_marker(data) == plain
+    rec = m.decompress(data)
+    assert rec.shape == img.shape
+    assert int(np.abs(rec.astype(int) - plain_rec.astype(int)).max()) == 0
+
+
+def test_untrained_gray_is_the_modem(sample_full: np.ndarray) -> None:
+    img = sample_full[100:148, 60:124].copy()
+    m = _model("gray")
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        composite = ChromaModulator()(x).round().clamp(0, 255).to(torch.uint8)[0, 0].numpy()
+    bott = m.bottleneck_image(img)
+    assert bott.shape == img.shape[:2] and bott.dtype == np.uint8
+    assert np.array_equal(bott, composite)
+    data = m.compress(img, 70)
+    dec = JpegCodec("gray").decode(data)
+    with torch.no_grad():
+        expected = ChromaDemodulator()(torch.from_numpy(dec.copy())[None, None].float())
+    expected = expected.round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    assert np.array_equal(m.decompress(data), expected)
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_NAMES)
+def test_forward_proxy_and_backward_odd_size(scenario: str) -> None:
+    m = _model(scenario)
+    m.train()
+    s = m.scenario
+    torch.manual_seed(2)
+    x = torch.rand(2, 3, 37, 53) * 255
+    out = m(x, torch.tensor([30.0, 80.0]))
+    h, w = -(-37 // s.downscale), -(-53 // s.downscale)
+    assert out.x_hat.shape == (2, 3, 37, 53)
+    assert out.bottleneck.shape == (2, s.bottleneck_channels, h, w)
+    assert out.decoded.shape == out.bottleneck.shape
+    assert out.bits.shape == (2,) and out.bpp.shape == (2,)
+    assert torch.all(out.bpp > 0)
+    assert torch.allclose(out.bpp, out.bits / (37 * 53))
+    loss = ((out.x_hat - x) ** 2).mean() + out.bpp.mean()
+    loss.backward()
+    grads = {n: p.grad for n, p in m.named_parameters()}
+    assert all(g is None or torch.isfinite(g).all() for g in grads.values())
+    for part in ("pre", "post"):
+        assert any(
+            g is not None and g.abs().sum() > 0 for n, g in grads.items() if n.startswith(part)
+        ), part
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_NAMES)
+def test_proxy_forward_agrees_with_real_codec(sample_full: np.ndarray, scenario: str) -> None:
+    m = _model(scenario)
+    img = sample_full[50:87, 120:173].copy()  # 37x53
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        proxy = m(x, 50)
+        real = m(x, 50, real=True)
+    assert abs(float(proxy.bits[0]) / float(real.bits[0]) - 1) <= 0.03
+    assert real.x_hat.min() >= 0 and real.x_hat.max() <= 255
+    p_proxy = psnr(img, proxy.x_hat.clamp(0, 255)[0].permute(1, 2, 0).numpy())
+    p_real = psnr(img, real.x_hat[0].permute(1, 2, 0).numpy())
+    assert abs(p_proxy - p_real) <= 0.1
+
+
+@pytest.mark.parametrize("scenario", SCENARIO_NAMES)
+def test_compress_decompress_keeps_odd_sizes(sample_full: np.ndarray, scenario: str) -> None:
+    img = sample_full[7:52, 11:78].copy()  # 45x67
+    m = _model(scenario)
+    m.name, m.version = f"test-{scenario}", 3
+    data = m.compress(img, 50)
+    assert read_marker(data) == MarkerInfo(f"test-{scenario}", 3, 45, 67)
+    rec = m.decompress(data)
+    assert rec.shape == (45, 67, 3) and rec.dtype == np.uint8
+    assert psnr(img, rec) > 15.0
+    # without the marker the size is the bottleneck's times the downscale factor
+    k = m.scenario.downscale
+    plain = _strip_marker(data)
+    assert m.decompress(plain).shape == (-(-45 // k) * k, -(-67 // k) * k, 3)
+
+
+def test_decompress_refuses_wrong_channel_count(sample_rgb: np.ndarray) -> None:
+    color = JpegCodec("4:2:0").encode(sample_rgb, 50)
+    with pytest.raises(SandwichError, match="channel"):
+        _model("gray").decompress(color)
+    gray = JpegCodec("gray").encode(sample_rgb[:, :, 0].copy(), 50)
+    with pytest.raises(SandwichError, match="channel"):
+        _model("lowres2").decompress(gray)
+
+
+def test_decompress_truncated_is_a_sandwich_error(sample_rgb: np.ndarray) -> None:
+    m = _model("gray")
+    data = m.compress(sample_rgb, 50)
+    for cut in (len(data) // 2, 20):
+        with pytest.raises(SandwichError):
+            m.decompress(data[:cut])
+
+
+def test_model_refuses_non_rgb_arrays(sample_rgb: np.ndarray) -> None:
+    m = _model("rgb")
+    with pytest.raises(SandwichError, match="RGB"):
+        m.compress(sample_rgb[:, :, 0].copy(), 50)
+    with pytest.raises(SandwichError, match="RGB"):
+        m.compress(sample_rgb.astype(np.float32), 50)
+
+
+def test_weights_round_trip(tmp_path, sample_rgb: np.ndarray) -> None:
+    from sandwich.zoo.weights import load_weights, save_weights
+
+    m = _model("lowres2")
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    path = tmp_path / "w.safetensors"
+    save_weights(m, path, {"note": "test"})
+    assert path.with_suffix(".json").is_file()
+    loaded = load_weights(path, name="mine", version=4)
+    assert loaded.config() == m.config()
+    a, b = m.state_dict(), loaded.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert np.array_equal(
+        loaded.decompress(m.compress(sample_rgb, 40)), m.decompress(m.compress(sample_rgb, 40))
+    )
+    with pytest.raises(SandwichError, match="missing"):
+        load_weights(tmp_path / "nothing.safetensors")
+
+
+def test_gray_modem_beats_grayscale_jpeg(sample_full: np.ndarray) -> None:
+    model = load_model("gray-modem")
+    assert model.name == "gray-modem" and not model.training
+    data = model.compress(sample_full, 50)
+    assert read_marker(data).model == "gray-modem"
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.mode == "L"
+    rec = model.decompress(data)
+    _, gray = JpegBaseline("gray").roundtrip(sample_full, 50)
+    assert psnr(sample_full, rec) >= psnr(sample_full, gray) + 3.0
+    # it also runs as an evaluation pipeline
+    data2, rec2 = ModelPipeline(model, "gray-modem").roundtrip(sample_full, 50)
+    assert data2 == data and np.array_equal(rec2, rec)
+
+
+def test_zoo_entries() -> None:
+    with pytest.raises(SandwichError, match="unknown model"):
+        get_entry("no-such-model")
+    with pytest.raises(SandwichError, match="unknown model"):
+        load_model("no-such-model")
+    for entry in ZOO.values():
+        assert entry.scenario in SCENARIOS
+        assert entry.codec.startswith("JPEG")
+    assert available(get_entry("gray-modem"))
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_missing_weights_are_a_clear_error(name: str) -> None:
+    if available(get_entry(name)):
+        pytest.skip(f"{name} weights are installed")
+    with pytest.raises(SandwichError, match="no weights"):
+        load_model(name)
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_trained_zoo_model(sample_full: np.ndarray, name: str) -> None:
+    entry = get_entry(name)
+    if not available(entry):
+        pytest.skip(f"{name} weights are not installed")
+    model = load_model(name)
+    assert model.name == name and model.version == entry.version
+    assert model.scenario.name == entry.scenario
+    img = sample_full[:45, :67].copy()
+    data = model.compress(img, 50)
+    info = read_marker(data)
+    assert info == MarkerInfo(name, entry.version, 45, 67)
+    rec = model.decompress(data)
+    assert rec.shape == (45, 67, 3) and rec.dtype == np.uint8
+    assert psnr(img, rec) > 20.0
