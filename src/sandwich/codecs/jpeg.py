@@ -60,6 +60,15 @@ class JpegCodec(RealImageCodec):
         pil.save(buf, format="JPEG", optimize=False, progressive=False, **kwargs)
         return buf.getvalue()
 
+    @staticmethod
+    def luma_qtable(data: bytes) -> np.ndarray:
+        """The first (luma) quantisation table of a JPEG file, 8x8 natural order."""
+        with Image.open(io.BytesIO(data)) as im:
+            tables = getattr(im, "quantization", None) or {}
+        if 0 not in tables:
+            raise ValueError("JPEG file has no quantisation table 0")
+        return np.asarray(tables[0], dtype=np.float64).reshape(8, 8)
+
     def decode(self, data: bytes) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as im:
             if im.format != "JPEG":

@@ -17,8 +17,24 @@ from sandwich.codecs.jpeg import JpegCodec
 from sandwich.container import MarkerInfo, insert_marker, read_marker
 from sandwich.errors import SandwichError
 from sandwich.nets.prepost import PostProcessor, PreProcessor
-from sandwich.proxies.jpeg import JpegProxy
+from sandwich.proxies.jpeg import JpegProxy, qtables_for_quality
 from sandwich.scenarios import Scenario, get_scenario
+
+
+def quality_feature(mean_luma_step: Tensor) -> Tensor:
+    """The quality input of conditioned networks: log2(mean luma quantisation step) / 8.
+
+    (N,) -> (N,), 0 for step 1 (quality 100) to about 0.9 (quality 1). Computed from the quality
+    at encode time and from the file's own DQT table at decode time, so it also covers custom
+    tables.
+    """
+    return torch.log2(mean_luma_step.float().clamp_min(1.0)) / 8.0
+
+
+def quality_to_feature(quality: Tensor | float, n: int) -> Tensor:
+    q = torch.as_tensor(quality, dtype=torch.float32).flatten()
+    q = q.expand(n) if q.numel() == 1 else q
+    return quality_feature(qtables_for_quality(q)[:, 0].mean(dim=(1, 2)))
 
 
 @dataclass
@@ -46,8 +62,10 @@ class SandwichModel(nn.Module):
     Args:
         scenario: a :class:`~sandwich.scenarios.Scenario` or its name.
         pre_widths, post_widths: U-Net widths of the two processors.
-        rounding: proxy rounding for training (``"ste"`` or ``"noise"``).
+        rounding: proxy rounding for training (``"ste"``, ``"noise"`` or ``"cubic"``).
         name, version: zoo name and version written into the file marker.
+        quality_input: the networks also see the codec quality (as :func:`quality_feature`), so
+            one model adapts its processing to every quality.
     """
 
     def __init__(
@@ -58,13 +76,17 @@ class SandwichModel(nn.Module):
         rounding: str = "ste",
         name: str = "untrained",
         version: int = 0,
+        quality_input: bool = False,
     ):
         super().__init__()
+        self.quality_input = quality_input
         self.scenario = get_scenario(scenario) if isinstance(scenario, str) else scenario
         s = self.scenario
         self.pre_widths, self.post_widths = tuple(pre_widths), tuple(post_widths)
-        self.pre = PreProcessor(s.bottleneck_channels, s.base, s.downscale, self.pre_widths)
-        self.post = PostProcessor(s.bottleneck_channels, s.base, self.post_widths)
+        self.pre = PreProcessor(
+            s.bottleneck_channels, s.base, s.downscale, self.pre_widths, quality_input
+        )
+        self.post = PostProcessor(s.bottleneck_channels, s.base, self.post_widths, quality_input)
         self.proxy = JpegProxy(s.subsampling, rounding)
         self.real = JpegCodec(s.subsampling)
         self.name, self.version = name, version
@@ -75,6 +97,7 @@ class SandwichModel(nn.Module):
             "pre_widths": list(self.pre_widths),
             "post_widths": list(self.post_widths),
             "rounding": self.proxy.rounding,
+            "quality_input": self.quality_input,
         }
 
     @property
@@ -90,10 +113,11 @@ class SandwichModel(nn.Module):
             real: use the real codec (no gradients) instead of the proxy.
         """
         h, w = x.shape[-2:]
-        b = self.pre(x)
+        cond = quality_to_feature(quality, x.shape[0]).to(x.device) if self.quality_input else None
+        b = self.pre(x, cond)
         codec = self.real if real else self.proxy
         out = codec(b, quality)
-        x_hat = self.post(out.x_hat, (h, w))
+        x_hat = self.post(out.x_hat, (h, w), cond)
         if real:
             x_hat = x_hat.clamp(0, 255)
         return SandwichOutput(x_hat, b, out.x_hat, out.bits, out.bits / (h * w))
@@ -106,16 +130,17 @@ class SandwichModel(nn.Module):
         return t.to(self.device)
 
     @torch.inference_mode()
-    def bottleneck_image(self, image: np.ndarray) -> np.ndarray:
-        """The 8-bit bottleneck the codec carries: (h, w) or (h, w, 3) uint8."""
-        b = self.pre(self._to_tensor(image)).round().clamp(0, 255).to(torch.uint8)
+    def bottleneck_image(self, image: np.ndarray, quality: int = 75) -> np.ndarray:
+        """The 8-bit bottleneck the codec carries at ``quality``: (h, w) or (h, w, 3) uint8."""
+        cond = quality_to_feature(quality, 1).to(self.device) if self.quality_input else None
+        b = self.pre(self._to_tensor(image), cond).round().clamp(0, 255).to(torch.uint8)
         arr = b[0].permute(1, 2, 0).cpu().numpy()
         return arr[:, :, 0] if arr.shape[2] == 1 else arr
 
     def compress(self, image: np.ndarray, quality: int) -> bytes:
         """(H, W, 3) uint8 RGB -> a standard JPEG file carrying the sandwich marker."""
         h, w = image.shape[:2]
-        data = self.real.encode(self.bottleneck_image(image), quality)
+        data = self.real.encode(self.bottleneck_image(image, quality), quality)
         return insert_marker(data, MarkerInfo(self.name, self.version, h, w))
 
     @torch.inference_mode()
@@ -139,5 +164,9 @@ class SandwichModel(nn.Module):
         else:
             size = (dec.shape[0] * k, dec.shape[1] * k)
         y = torch.from_numpy(np.array(dec, copy=True)).permute(2, 0, 1)[None].float()
-        x_hat = self.post(y.to(self.device), size).round().clamp(0, 255).to(torch.uint8)
+        cond = None
+        if self.quality_input:
+            step = torch.tensor([float(np.mean(self.real.luma_qtable(data)))])
+            cond = quality_feature(step).to(self.device)
+        x_hat = self.post(y.to(self.device), size, cond).round().clamp(0, 255).to(torch.uint8)
         return x_hat[0].permute(1, 2, 0).cpu().numpy()

@@ -27,6 +27,14 @@ def _normalise(x: Tensor) -> Tensor:
     return (x - 128.0) / 255.0
 
 
+def _with_condition(x: Tensor, cond: Tensor | None) -> Tensor:
+    """Append the (N,) quality feature as a constant channel: (N, C, H, W) -> (N, C+1, H, W)."""
+    if cond is None:
+        return x
+    n, _, h, w = x.shape
+    return torch.cat([x, cond.to(x).view(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
+
+
 class PreProcessor(nn.Module):
     """Image (N, 3, H, W), 0..255 -> bottleneck (N, C, ceil(H/k), ceil(W/k)), about 0..255.
 
@@ -35,22 +43,33 @@ class PreProcessor(nn.Module):
         base: ``"identity"``, ``"modem"`` (chroma on carriers, C = 1) or ``"resample"``.
         downscale: k; the full-resolution result is downsampled (antialiased bicubic).
         widths: U-Net widths per level.
+        conditioned: the learned parts also see the codec's quality feature (one channel).
     """
 
-    def __init__(self, channels: int, base: str, downscale: int, widths: tuple[int, ...]):
+    def __init__(
+        self,
+        channels: int,
+        base: str,
+        downscale: int,
+        widths: tuple[int, ...],
+        conditioned: bool = False,
+    ):
         super().__init__()
         self.channels, self.base_kind, self.downscale = channels, base, downscale
+        self.conditioned = conditioned
+        extra = 1 if conditioned else 0
         self.base = ChromaModulator() if base == "modem" else None
         if base != "modem" and channels != 3:
             raise ValueError("only the modem base maps RGB to a different channel count")
-        self.mlp = PixelMLP(3, channels)
-        self.unet = UNet(3, channels, widths)
+        self.mlp = PixelMLP(3 + extra, channels)
+        self.unet = UNet(3 + extra, channels, widths)
         _zero_head(self.unet)
         self.scale = nn.Parameter(torch.ones(()))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """``cond``: (N,) quality feature (see :func:`sandwich.models.sandwich.quality_feature`)."""
         base = self.base(x) if self.base is not None else x
-        xn = _normalise(x)
+        xn = _with_condition(_normalise(x), cond if self.conditioned else None)
         y = base + 255.0 * (self.mlp(xn) + self.scale * self.unet(xn))
         return downsample(y, self.downscale)
 
@@ -62,18 +81,23 @@ class PostProcessor(nn.Module):
     upsampled bottleneck and the analytic base's estimate.
     """
 
-    def __init__(self, channels: int, base: str, widths: tuple[int, ...]):
+    def __init__(
+        self, channels: int, base: str, widths: tuple[int, ...], conditioned: bool = False
+    ):
         super().__init__()
         self.channels, self.base_kind = channels, base
+        self.conditioned = conditioned
         self.base = ChromaDemodulator() if base == "modem" else None
-        in_ch = channels + 3
+        in_ch = channels + 3 + (1 if conditioned else 0)
         self.mlp = PixelMLP(in_ch, 3)
         self.unet = UNet(in_ch, 3, widths)
         _zero_head(self.unet)
         self.scale = nn.Parameter(torch.ones(()))
 
-    def forward(self, y: Tensor, size: tuple[int, int]) -> Tensor:
+    def forward(self, y: Tensor, size: tuple[int, int], cond: Tensor | None = None) -> Tensor:
+        """``cond``: (N,) quality feature, read from the file's quantisation table in real use."""
         up = upsample(y, size)
         base = self.base(up) if self.base is not None else up
         inp = torch.cat([_normalise(up), _normalise(base)], dim=1)
+        inp = _with_condition(inp, cond if self.conditioned else None)
         return base + 255.0 * (self.mlp(inp) + self.scale * self.unet(inp))

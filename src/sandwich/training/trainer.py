@@ -43,6 +43,7 @@ class TrainConfig:
     lr: float = 1e-3
     base_lr_scale: float = 0.1
     pre_lr_scale: float = 0.3
+    quality_input: bool = False
     lmbda: float = 4.0
     loss: str = "psnr"
     range_penalty: float = 1.0
@@ -67,7 +68,11 @@ def pick_device(name: str) -> torch.device:
 
 def build_model(cfg: TrainConfig) -> SandwichModel:
     return SandwichModel(
-        cfg.scenario, tuple(cfg.pre_widths), tuple(cfg.post_widths), rounding=cfg.rounding
+        cfg.scenario,
+        tuple(cfg.pre_widths),
+        tuple(cfg.post_widths),
+        rounding=cfg.rounding,
+        quality_input=cfg.quality_input,
     )
 
 
@@ -176,8 +181,8 @@ def train(
         sched.step()
         step += 1
         acc["loss"] += float(loss.detach())
-        acc["mse"] += float(mse)
-        acc["bpp"] += float(bpp)
+        acc["mse"] += float(mse.detach())
+        acc["bpp"] += float(bpp.detach())
         acc["n"] += 1
         bar.update(1)
         if step % cfg.log_every == 0 or step == end:

@@ -33,6 +33,7 @@ def load_weights(path: Path, name: str = "local", version: int = 0) -> SandwichM
         tuple(cfg["pre_widths"]),
         tuple(cfg["post_widths"]),
         rounding=cfg.get("rounding", "ste"),
+        quality_input=cfg.get("quality_input", False),
         name=name,
         version=version,
     )
