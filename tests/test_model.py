@@ -262,3 +262,27 @@ def test_trained_zoo_model(sample_full: np.ndarray, name: str) -> None:
     rec = model.decompress(data)
     assert rec.shape == (45, 67, 3) and rec.dtype == np.uint8
     assert psnr(img, rec) > 20.0
+
+
+def test_quality_feature_read_back_from_the_file(sample_rgb):
+    """A conditioned decoder sees the same quality feature the encoder used."""
+    from sandwich.codecs.jpeg import JpegCodec
+    from sandwich.models.sandwich import quality_feature, quality_to_feature
+
+    for q in (5, 37, 50, 91):
+        data = JpegCodec("4:2:0").encode(sample_rgb, q)
+        from_file = quality_feature(torch.tensor([JpegCodec.luma_qtable(data).mean()]))
+        assert torch.allclose(from_file, quality_to_feature(q, 1))
+
+
+def test_quality_conditioned_model_round_trip(sample_rgb):
+    torch.manual_seed(0)
+    model = SandwichModel("lowres2", (8,), (8,), quality_input=True).eval()
+    # make the conditioning matter: a non-zero head that reads the quality channel
+    with torch.no_grad():
+        model.post.unet.head.weight.normal_(0, 0.05)
+    outs = [model.decompress(model.compress(sample_rgb, q)) for q in (20, 80)]
+    assert all(o.shape == sample_rgb.shape for o in outs)
+    x = torch.from_numpy(sample_rgb.copy()).permute(2, 0, 1)[None].float()
+    res = model(x, torch.tensor([30.0]))
+    assert res.x_hat.shape == x.shape

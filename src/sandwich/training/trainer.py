@@ -195,8 +195,8 @@ def train(
                 "psnr": 10 * math.log10(255**2 / max(m, 1e-9)),
                 "bpp": acc["bpp"] / n,
                 "lr": sched.get_last_lr()[0],
-                "pre_scale": float(model.pre.scale),
-                "post_scale": float(model.post.scale),
+                "pre_scale": float(model.pre.scale.detach()),
+                "post_scale": float(model.post.scale.detach()),
                 "elapsed_s": time.time() - t0,
             }
             log.write(json.dumps(rec) + "\n")
