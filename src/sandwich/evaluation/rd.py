@@ -53,34 +53,14 @@ def bd(anchor: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray
     import bjontegaard as bdm
 
     out = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            out["bd_psnr_db"] = float(
-                bdm.bd_psnr(
-                    anchor[0],
-                    anchor[1],
-                    test[0],
-                    test[1],
-                    method="akima",
-                    require_matching_points=False,
-                    min_overlap=0,
+    for key, fn in (("bd_psnr_db", bdm.bd_psnr), ("bd_rate_pct", bdm.bd_rate)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                value = fn(
+                    *anchor, *test, method="akima", require_matching_points=False, min_overlap=0
                 )
-            )
-        except Exception:
-            out["bd_psnr_db"] = float("nan")
-        try:
-            out["bd_rate_pct"] = float(
-                bdm.bd_rate(
-                    anchor[0],
-                    anchor[1],
-                    test[0],
-                    test[1],
-                    method="akima",
-                    require_matching_points=False,
-                    min_overlap=0,
-                )
-            )
-        except Exception:
-            out["bd_rate_pct"] = float("nan")
+            except (ValueError, ArithmeticError, IndexError):
+                value = float("nan")
+        out[key] = float(value)
     return out
