@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         ckpt_every: int = typer.Option(200, help="checkpoint every N steps"),
         threads: int = typer.Option(2, help="CPU threads (torch.set_num_threads)"),
         device: str = typer.Option("auto", help="auto, cpu or cuda"),
-        resume: bool = typer.Option(False, help="continue from OUT/checkpoint.pt"),
+        resume: bool = typer.Option(False, help="continue from OUT/checkpoint.safetensors"),
         stop_after: int = typer.Option(None, help="stop this run at this step (resume later)"),
         force: bool = typer.Option(False, help="restart even if OUT has a checkpoint"),
     ) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
 import sys
 import time
@@ -28,6 +27,7 @@ from tqdm import tqdm
 from sandwich.errors import SandwichError
 from sandwich.models.sandwich import SandwichModel
 from sandwich.scenarios import get_scenario
+from sandwich.training.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from sandwich.training.dataset import PatchSampler
 from sandwich.zoo.weights import save_weights
 
@@ -94,10 +94,25 @@ def _param_groups(model: SandwichModel, cfg: TrainConfig) -> list[dict]:
     ]
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def setup(cfg: TrainConfig, device: torch.device):
+    """Model, optimiser, scheduler and data generator of a run, freshly seeded."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(device)
+    opt = torch.optim.Adam(_param_groups(model, cfg))
+    warmup = min(100, cfg.steps // 10)
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, cfg.steps - warmup)
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    return model, opt, sched, gen
 
 
 def train(
@@ -118,7 +133,7 @@ def train(
     if not 1 <= qmin <= qmax <= 100:
         raise SandwichError(f"quality range {qmin}..{qmax} is not within 1..100")
     out = Path(cfg.out)
-    ckpt_path = out / "checkpoint.pt"
+    ckpt_path = out / CHECKPOINT
     if ckpt_path.exists() and not (resume or force):
         raise SandwichError(f"{ckpt_path} exists; pass --resume to continue or --force to restart")
     out.mkdir(parents=True, exist_ok=True)
@@ -126,35 +141,15 @@ def train(
         (out / "log.jsonl").unlink(missing_ok=True)
     torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
-
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg).to(device)
-    opt = torch.optim.Adam(_param_groups(model, cfg))
-    warmup = min(100, cfg.steps // 10)
-
-    def lr_factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        t = (step - warmup) / max(1, cfg.steps - warmup)
-        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    model, opt, sched, gen = setup(cfg, device)
     step = 0
     if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ck["config"]["scenario"] != cfg.scenario:
+        meta = read_meta(ckpt_path)
+        if meta["config"]["scenario"] != cfg.scenario:
             raise SandwichError(
-                f"{ckpt_path} is a {ck['config']['scenario']!r} run, not {cfg.scenario!r}"
+                f"{ckpt_path} is a {meta['config']['scenario']!r} run, not {cfg.scenario!r}"
             )
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optim"])
-        sched.load_state_dict(ck["sched"])
-        gen.set_state(ck["gen"])
-        torch.set_rng_state(ck["torch_rng"])
-        if device.type == "cuda" and ck.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(ck["cuda_rng"])
-        step = ck["step"]
+        step = load_checkpoint(ckpt_path, model, opt, sched, gen, device)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
 
     sampler = PatchSampler(cfg.data, cfg.patch)
@@ -204,19 +199,7 @@ def train(
             bar.set_postfix(psnr=f"{rec['psnr']:.2f}", bpp=f"{rec['bpp']:.3f}")
             acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
         if step % cfg.ckpt_every == 0 or step == end:
-            _atomic_save(
-                {
-                    "model": model.state_dict(),
-                    "optim": opt.state_dict(),
-                    "sched": sched.state_dict(),
-                    "gen": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                    "step": step,
-                    "config": asdict(cfg),
-                },
-                ckpt_path,
-            )
+            save_checkpoint(ckpt_path, model, opt, sched, gen, step, asdict(cfg))
             save_weights(model, out / "model.safetensors", {"train": asdict(cfg), "steps": step})
     bar.close()
     log.close()
