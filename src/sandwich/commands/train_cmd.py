@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
         pre_widths: str = typer.Option("32,64", help="pre-processor U-Net widths"),
         post_widths: str = typer.Option("32,64", help="post-processor U-Net widths"),
         quality_input: bool = typer.Option(False, help="networks also see the JPEG quality"),
+        activation: str = typer.Option("leaky", help="U-Net activation: leaky or relu"),
         seed: int = typer.Option(0),
         ckpt_every: int = typer.Option(200, help="checkpoint every N steps"),
         threads: int = typer.Option(2, help="CPU threads (torch.set_num_threads)"),
@@ -54,6 +55,8 @@ def register(app: typer.Typer) -> None:
 
         if rounding not in ("ste", "noise", "cubic"):
             raise SandwichError(f"rounding {rounding!r}: use ste, noise or cubic")
+        if activation not in ("leaky", "relu"):
+            raise SandwichError(f"activation {activation!r}: use leaky or relu")
         if loss not in ("psnr", "mse"):
             raise SandwichError(f"loss {loss!r}: use psnr or mse")
         cfg = TrainConfig(
@@ -73,6 +76,7 @@ def register(app: typer.Typer) -> None:
             pre_widths=_widths(pre_widths),
             post_widths=_widths(post_widths),
             quality_input=quality_input,
+            activation=activation,
             seed=seed,
             ckpt_every=ckpt_every,
             threads=threads,

@@ -66,6 +66,7 @@ class SandwichModel(nn.Module):
         name, version: zoo name and version written into the file marker.
         quality_input: the networks also see the codec quality (as :func:`quality_feature`), so
             one model adapts its processing to every quality.
+        activation: U-Net activation, ``"relu"`` or ``"leaky"``.
     """
 
     def __init__(
@@ -77,16 +78,20 @@ class SandwichModel(nn.Module):
         name: str = "untrained",
         version: int = 0,
         quality_input: bool = False,
+        activation: str = "relu",
     ):
         super().__init__()
         self.quality_input = quality_input
+        self.activation = activation
         self.scenario = get_scenario(scenario) if isinstance(scenario, str) else scenario
         s = self.scenario
         self.pre_widths, self.post_widths = tuple(pre_widths), tuple(post_widths)
         self.pre = PreProcessor(
-            s.bottleneck_channels, s.base, s.downscale, self.pre_widths, quality_input
+            s.bottleneck_channels, s.base, s.downscale, self.pre_widths, quality_input, activation
         )
-        self.post = PostProcessor(s.bottleneck_channels, s.base, self.post_widths, quality_input)
+        self.post = PostProcessor(
+            s.bottleneck_channels, s.base, self.post_widths, quality_input, activation
+        )
         self.proxy = JpegProxy(s.subsampling, rounding)
         self.real = JpegCodec(s.subsampling)
         self.name, self.version = name, version
@@ -98,6 +103,7 @@ class SandwichModel(nn.Module):
             "post_widths": list(self.post_widths),
             "rounding": self.proxy.rounding,
             "quality_input": self.quality_input,
+            "activation": self.activation,
         }
 
     @property

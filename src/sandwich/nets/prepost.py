@@ -53,6 +53,7 @@ class PreProcessor(nn.Module):
         downscale: int,
         widths: tuple[int, ...],
         conditioned: bool = False,
+        act: str = "relu",
     ):
         super().__init__()
         self.channels, self.base_kind, self.downscale = channels, base, downscale
@@ -62,7 +63,7 @@ class PreProcessor(nn.Module):
         if base != "modem" and channels != 3:
             raise ValueError("only the modem base maps RGB to a different channel count")
         self.mlp = PixelMLP(3 + extra, channels)
-        self.unet = UNet(3 + extra, channels, widths)
+        self.unet = UNet(3 + extra, channels, widths, act)
         _zero_head(self.unet)
         self.scale = nn.Parameter(torch.ones(()))
 
@@ -82,7 +83,12 @@ class PostProcessor(nn.Module):
     """
 
     def __init__(
-        self, channels: int, base: str, widths: tuple[int, ...], conditioned: bool = False
+        self,
+        channels: int,
+        base: str,
+        widths: tuple[int, ...],
+        conditioned: bool = False,
+        act: str = "relu",
     ):
         super().__init__()
         self.channels, self.base_kind = channels, base
@@ -90,7 +96,7 @@ class PostProcessor(nn.Module):
         self.base = ChromaDemodulator() if base == "modem" else None
         in_ch = channels + 3 + (1 if conditioned else 0)
         self.mlp = PixelMLP(in_ch, 3)
-        self.unet = UNet(in_ch, 3, widths)
+        self.unet = UNet(in_ch, 3, widths, act)
         _zero_head(self.unet)
         self.scale = nn.Parameter(torch.ones(()))
 

@@ -19,12 +19,23 @@ UNET_PRESETS: dict[str, tuple[int, ...]] = {
 }
 
 
-def _double_conv(cin: int, cout: int) -> nn.Sequential:
+ACTIVATIONS = ("relu", "leaky")
+
+
+def _act(kind: str) -> nn.Module:
+    if kind == "relu":
+        return nn.ReLU(inplace=True)
+    if kind == "leaky":
+        return nn.LeakyReLU(0.1, inplace=True)
+    raise ValueError(f"unknown activation {kind!r}; use one of {ACTIVATIONS}")
+
+
+def _double_conv(cin: int, cout: int, act: str = "relu") -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, padding=1),
-        nn.ReLU(inplace=True),
+        _act(act),
         nn.Conv2d(cout, cout, 3, padding=1),
-        nn.ReLU(inplace=True),
+        _act(act),
     )
 
 
@@ -32,10 +43,14 @@ class UNet(nn.Module):
     """U-Net mapping (N, in_ch, H, W) -> (N, out_ch, H, W).
 
     H and W need not be multiples of 2**(levels-1): the input is padded (replicate) and the
-    output cropped back.
+    output cropped back. ``act``: ``"relu"`` (the reference) or ``"leaky"`` (LeakyReLU 0.1,
+    which cannot die; a ReLU U-Net of the lowres post-processor was seen to collapse to a
+    constant output in CPU-budget training).
     """
 
-    def __init__(self, in_ch: int, out_ch: int, widths: tuple[int, ...] = (32, 64)):
+    def __init__(
+        self, in_ch: int, out_ch: int, widths: tuple[int, ...] = (32, 64), act: str = "relu"
+    ):
         super().__init__()
         if not widths:
             raise ValueError("a U-Net needs at least one level")
@@ -43,11 +58,11 @@ class UNet(nn.Module):
         self.down = nn.ModuleList()
         c = in_ch
         for w in widths:
-            self.down.append(_double_conv(c, w))
+            self.down.append(_double_conv(c, w, act))
             c = w
         self.up = nn.ModuleList()
         for w_skip in reversed(widths[:-1]):
-            self.up.append(_double_conv(c + w_skip, w_skip))
+            self.up.append(_double_conv(c + w_skip, w_skip, act))
             c = w_skip
         self.head = nn.Conv2d(c, out_ch, 1)
 

@@ -44,6 +44,7 @@ class TrainConfig:
     base_lr_scale: float = 0.1
     pre_lr_scale: float = 0.3
     quality_input: bool = False
+    activation: str = "leaky"
     lmbda: float = 4.0
     loss: str = "psnr"
     range_penalty: float = 1.0
@@ -73,6 +74,7 @@ def build_model(cfg: TrainConfig) -> SandwichModel:
         tuple(cfg.post_widths),
         rounding=cfg.rounding,
         quality_input=cfg.quality_input,
+        activation=cfg.activation,
     )
 
 

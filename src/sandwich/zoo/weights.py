@@ -34,6 +34,7 @@ def load_weights(path: Path, name: str = "local", version: int = 0) -> SandwichM
         tuple(cfg["post_widths"]),
         rounding=cfg.get("rounding", "ste"),
         quality_input=cfg.get("quality_input", False),
+        activation=cfg.get("activation", "relu"),
         name=name,
         version=version,
     )
