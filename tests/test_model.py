@@ -240,9 +240,9 @@ def test_zoo_entries() -> None:
 
 
 @pytest.mark.parametrize("name", TRAINED)
-def test_missing_weights_are_a_clear_error(name: str) -> None:
-    if available(get_entry(name)):
-        pytest.skip(f"{name} weights are installed")
+def test_missing_weights_are_a_clear_error(name: str, monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr("sandwich.zoo.weights_dir", lambda: tmp_path)
+    assert not available(get_entry(name))
     with pytest.raises(SandwichError, match="no weights"):
         load_model(name)
 

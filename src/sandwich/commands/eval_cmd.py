@@ -91,6 +91,13 @@ def register(app: typer.Typer) -> None:
                     d["test"], d["anchor"], f"{d['bd_psnr_db']:+.2f}", f"{d['bd_rate_pct']:+.1f}"
                 )
             console.print(bt)
+        if markdown is not None:
+            from sandwich.evaluation.rd import markdown_report
+            from sandwich.io import atomic_write_bytes
+
+            text = markdown_report(list(images), qs, curves, deltas)
+            atomic_write_bytes(markdown, text.encode(), force=True)
+            console.print(f"wrote {markdown}")
         if json_out is not None:
             write_json(
                 json_out,

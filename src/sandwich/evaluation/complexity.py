@@ -49,9 +49,11 @@ def functional_conv_macs(model) -> float:
 def sandwich_complexity(model, size: int = 128) -> dict:
     """Params and MACs/pixel (of the full-resolution image) of a sandwich's pre and post."""
     x = torch.rand(1, 3, size, size) * 255
-    pre_macs = macs_per_pixel(model.pre, x, [model.pre])
-    b = model.pre(x)
-    post_macs = macs_per_pixel(lambda y: model.post(y, (size, size)), b, [model.post])
+    cond = torch.full((1,), 0.5) if getattr(model, "quality_input", False) else None
+    pre_macs = macs_per_pixel(lambda t: model.pre(t, cond), x, [model.pre])
+    with torch.no_grad():
+        b = model.pre(x, cond)
+    post_macs = macs_per_pixel(lambda y: model.post(y, (size, size), cond), b, [model.post])
     post_macs *= b.shape[-1] * b.shape[-2] / (size * size)
     extra = functional_conv_macs(model)
     return {

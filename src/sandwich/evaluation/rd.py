@@ -64,3 +64,25 @@ def bd(anchor: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray
                 value = float("nan")
         out[key] = float(value)
     return out
+
+
+def markdown_report(
+    images: list[str], qualities: list[int], curves: dict, deltas: list[dict]
+) -> str:
+    """The mean RD curves and BD deltas of ``sandwich eval`` as Markdown tables."""
+    names = list(curves)
+    lines = [
+        f"Images ({len(images)}): {', '.join(images)}",
+        "",
+        "| quality | " + " | ".join(f"{n} PSNR dB / bpp" for n in names) + " |",
+        "|---:|" + "---:|" * len(names),
+    ]
+    for i, q in enumerate(qualities):
+        cells = [f"{curves[n]['psnr'][i]:.2f} / {curves[n]['bpp'][i]:.3f}" for n in names]
+        lines.append(f"| {q} | " + " | ".join(cells) + " |")
+    lines += ["", "| model | vs | BD-PSNR (dB) | BD-rate (%) |", "|---|---|---:|---:|"]
+    for d in deltas:
+        lines.append(
+            f"| {d['test']} | {d['anchor']} | {d['bd_psnr_db']:+.2f} | {d['bd_rate_pct']:+.1f} |"
+        )
+    return "\n".join(lines) + "\n"
