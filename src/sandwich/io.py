@@ -15,6 +15,17 @@ MIN_SIDE = 8
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
+def list_images(folder: str | Path) -> list[Path]:
+    """Sorted image files (by suffix, any case) directly inside ``folder``.
+
+    Raises :class:`SandwichError` if ``folder`` is not a directory.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SandwichError(f"{folder} is not a folder of images")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def load_rgb(path: str | Path, allow_gray: bool = True) -> np.ndarray:
     """Load an 8-bit image as (H, W, 3) uint8 RGB.
 

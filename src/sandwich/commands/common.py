@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from sandwich.errors import SandwichError
-from sandwich.io import IMAGE_SUFFIXES, atomic_write_bytes
+from sandwich.io import atomic_write_bytes, list_images
 
 
 def expand_images(paths: list[Path]) -> list[Path]:
@@ -14,7 +14,7 @@ def expand_images(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            found = list_images(p)
             if not found:
                 raise SandwichError(f"{p}: no images in this folder")
             out.extend(found)

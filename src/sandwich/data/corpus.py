@@ -36,8 +36,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from sandwich.errors import SandwichError
+from sandwich.io import list_images as list_images  # re-exported for corpus users
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 MULTIPLE = 16  # both sides of every corpus image are multiples of this
 TRAIN_MAX_SIDE = 1024  # training images are downscaled until the longer side fits
 MANIFEST_NAME = "manifest.json"
@@ -52,17 +52,6 @@ NOT_PHOTOS = {
 
 
 # --------------------------------------------------------------------------------------- helpers
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Sorted image files (png/jpg/jpeg/bmp/tif/tiff/webp, any case) directly inside ``folder``.
-
-    Raises :class:`SandwichError` if ``folder`` is not a directory.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise SandwichError(f"{folder} is not a folder of images")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def train_factor(width: int, height: int, max_side: int = TRAIN_MAX_SIDE) -> int:

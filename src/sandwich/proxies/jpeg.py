@@ -43,6 +43,17 @@ def load_calibration() -> dict:
     return json.loads(path.read_text())
 
 
+_LENGTHS: dict[tuple[int, str, str], Tensor] = {}
+
+
+def _lengths(huffman: dict, key: str, device) -> Tensor:
+    """Code lengths of one Huffman table as an int64 tensor on ``device``, converted once."""
+    k = (id(huffman), key, str(device))
+    if k not in _LENGTHS:
+        _LENGTHS[k] = lengths_tensor(huffman[key], device)
+    return _LENGTHS[k]
+
+
 def qtables_for_quality(quality: Tensor) -> Tensor:
     """(N,) IJG qualities (1..100) -> (N, 2, 8, 8) luma/chroma steps, exactly libjpeg's, float."""
     q = quality.detach().round().clamp(1, 100).long().cpu()
@@ -172,8 +183,8 @@ def jpeg_proxy_parts(
     exact = torch.zeros(n, device=dev)
     for i, q_int in enumerate(ints):
         kind = "luma" if i == 0 else "chroma"
-        dc_len = lengths_tensor(huffman[f"dc_{kind}"], dev)
-        ac_len = lengths_tensor(huffman[f"ac_{kind}"], dev)
+        dc_len = _lengths(huffman, f"dc_{kind}", dev)
+        ac_len = _lengths(huffman, f"ac_{kind}", dev)
         if i == 0 and subsampling == "4:2:0":
             blocks = _mcu_order(_dummy_blocks(q_int, h, w))
         else:

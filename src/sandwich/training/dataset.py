@@ -10,16 +10,16 @@ from PIL import Image
 from torch import Tensor
 
 from sandwich.errors import SandwichError
-from sandwich.io import IMAGE_SUFFIXES
+from sandwich.io import list_images
 
 
 def list_image_files(folder: str | Path) -> list[Path]:
-    p = Path(folder)
-    if not p.is_dir():
-        raise SandwichError(f"{p}: no such folder; build one with `sandwich data`")
-    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    """The images of a training folder; a clear error if there are none."""
+    if not Path(folder).is_dir():
+        raise SandwichError(f"{folder}: no such folder; build one with `sandwich data`")
+    files = list_images(folder)
     if not files:
-        raise SandwichError(f"{p}: no images in this folder")
+        raise SandwichError(f"{folder}: no images in this folder")
     return files
 
 
