@@ -11,12 +11,14 @@ COMMAND_MODULES = {
     "data_cmd": False,
     "calibrate_cmd": False,
     "train_cmd": False,
+    "train_rnn_cmd": False,
     "files_cmd": False,
     "demo_cmd": False,
     "eval_cmd": False,
     "bench_models": True,
     "bench_modem": True,
     "bench_proxy": True,
+    "bench_rnn": True,
 }
 
 

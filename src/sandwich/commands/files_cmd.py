@@ -9,6 +9,7 @@ import typer
 from sandwich.errors import SandwichError
 
 DEFAULT_QUALITY = 75
+PROGRESSIVE_SUFFIX = ".sndr"
 
 
 def _pairs(inp: Path, out: Path, suffix: str) -> list[tuple[Path, Path]]:
@@ -63,6 +64,64 @@ def _run_each(pairs, fn) -> None:
         raise SandwichError(f"{failed} of {len(pairs)} file(s) failed")
 
 
+def _compress_progressive(inp, out, name, quality, iterations, target_bpp, force) -> None:
+    """``compress`` with a progressive model: encode all iterations once, keep the first k."""
+    from sandwich.bitstream import truncate
+    from sandwich.io import atomic_write_bytes, check_writable, load_rgb
+    from sandwich.zoo import load_model
+
+    if quality is not None:
+        raise SandwichError(f"{name} is progressive: give --iterations or --target-bpp")
+    if iterations is not None and target_bpp is not None:
+        raise SandwichError("give --iterations or --target-bpp, not both")
+    net = load_model(name)
+    top = net.cfg.max_iterations
+    if iterations is not None and not 1 <= iterations <= top:
+        raise SandwichError(f"--iterations {iterations}: {name} takes 1..{top}")
+    pairs = _pairs(inp, out, PROGRESSIVE_SUFFIX)
+
+    def one(src: Path, dst: Path) -> None:
+        check_writable(dst, force)
+        img = load_rgb(src)
+        pixels = img.shape[0] * img.shape[1]
+        full = net.compress(img, iterations or top)
+        k = iterations or top
+        data = full if iterations is not None else truncate(full, k)
+        if target_bpp is not None:
+            fits = [
+                j for j in range(1, top + 1) if 8 * len(truncate(full, j)) / pixels <= target_bpp
+            ]
+            if not fits:
+                smallest = 8 * len(truncate(full, 1)) / pixels
+                raise SandwichError(
+                    f"--target-bpp {target_bpp} is below the smallest file this model makes "
+                    f"({smallest:.3f} bpp at 1 iteration)"
+                )
+            k = fits[-1]
+            data = truncate(full, k)
+        atomic_write_bytes(dst, data, force)
+        typer.echo(f"{src} -> {dst}: {name} {k} iterations, {8 * len(data) / pixels:.4f} bpp")
+
+    _run_each(pairs, one)
+
+
+def _decompress_progressive(src: Path, dst: Path, data: bytes, cache: dict, force: bool) -> None:
+    from sandwich.bitstream import unpack
+    from sandwich.io import save_png
+    from sandwich.zoo import load_model
+
+    try:
+        header = unpack(data)[0]
+        if header.model not in cache:
+            cache[header.model] = load_model(header.model)
+        images, info = cache[header.model].decode_file(data)
+    except SandwichError as e:
+        raise SandwichError(f"{src}: {e}") from None
+    save_png(dst, images[-1], force)
+    note = ", file was cut short: decoded the complete iterations" if info.truncated else ""
+    typer.echo(f"{src} -> {dst}: {info.model}, {info.iterations} iterations{note}")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def compress(
@@ -70,21 +129,33 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "-o", "--output", help="output .jpg or folder"),
         model: str = typer.Option(None, "--model", "-m", help="zoo model (default: gray-jpeg)"),
         quality: int = typer.Option(None, "--quality", "-q", help="JPEG quality 1..100"),
+        iterations: int = typer.Option(
+            None, "--iterations", "-k", help="progressive models: iterations to keep"
+        ),
         target_bpp: float = typer.Option(None, help="pick the quality for this many bits/pixel"),
         force: bool = typer.Option(False, help="overwrite existing outputs"),
     ) -> None:
-        """Compress to a standard JPEG (bottleneck) with a marker naming the model."""
-        from sandwich.io import atomic_write_bytes, check_writable, load_rgb
-        from sandwich.zoo import DEFAULT_MODEL, load_model
+        """Compress to a standard JPEG (bottleneck) with a marker naming the model.
 
+        Progressive models (``rnn``) write a .sndr file instead, cut after --iterations.
+        """
+        from sandwich.io import atomic_write_bytes, check_writable, load_rgb
+        from sandwich.zoo import DEFAULT_MODEL, get_entry, load_model
+
+        if target_bpp is not None and target_bpp <= 0:
+            raise SandwichError(f"--target-bpp {target_bpp}: must be positive")
+        name = model or DEFAULT_MODEL
+        if get_entry(name).kind == "progressive":
+            _compress_progressive(inp, out, name, quality, iterations, target_bpp, force)
+            return
+        if iterations is not None:
+            raise SandwichError(f"--iterations is for progressive models; {name} takes --quality")
         if quality is not None and target_bpp is not None:
             raise SandwichError("give --quality or --target-bpp, not both")
         if quality is not None and not 1 <= quality <= 100:
             raise SandwichError(f"--quality {quality}: use 1..100")
-        if target_bpp is not None and target_bpp <= 0:
-            raise SandwichError(f"--target-bpp {target_bpp}: must be positive")
         pairs = _pairs(inp, out, ".jpg")
-        net = load_model(model or DEFAULT_MODEL)
+        net = load_model(name)
 
         def one(src: Path, dst: Path) -> None:
             check_writable(dst, force)
@@ -108,14 +179,16 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, help="overwrite existing outputs"),
     ) -> None:
         """Decode a sandwich JPEG (model from its marker) to PNG; plain JPEGs decode as JPEG."""
+        from sandwich.bitstream import is_rnn_file
         from sandwich.container import read_marker
         from sandwich.io import check_writable, save_png
         from sandwich.zoo import load_model
 
         if inp.is_dir():
-            files = sorted(f for f in inp.iterdir() if f.suffix.lower() in (".jpg", ".jpeg"))
+            suffixes = (".jpg", ".jpeg", PROGRESSIVE_SUFFIX)
+            files = sorted(f for f in inp.iterdir() if f.suffix.lower() in suffixes)
             if not files:
-                raise SandwichError(f"{inp}: no .jpg files in this folder")
+                raise SandwichError(f"{inp}: no .jpg or {PROGRESSIVE_SUFFIX} files in this folder")
             out.mkdir(parents=True, exist_ok=True)
             pairs = [(f, out / (f.stem + ".png")) for f in files]
         else:
@@ -127,6 +200,9 @@ def register(app: typer.Typer) -> None:
             if not src.is_file():
                 raise SandwichError(f"{src}: no such file")
             data = src.read_bytes()
+            if is_rnn_file(data):
+                _decompress_progressive(src, dst, data, cache, force)
+                return
             try:
                 info = read_marker(data)
             except SandwichError as e:
@@ -164,7 +240,7 @@ def register(app: typer.Typer) -> None:
         """List the zoo: scenario, codec, weight size, params and MACs per pixel."""
         from rich.table import Table
 
-        from sandwich.evaluation.complexity import sandwich_complexity
+        from sandwich.evaluation.complexity import progressive_complexity, sandwich_complexity
         from sandwich.zoo import ZOO, available, load_model, weights_dir
 
         table = Table(title="sandwich model zoo")
@@ -174,7 +250,12 @@ def register(app: typer.Typer) -> None:
             if not available(e):
                 table.add_row(e.name, e.scenario, e.codec, "missing", "", "", e.description)
                 continue
-            cx = sandwich_complexity(load_model(e.name), size=64)
+            net = load_model(e.name)
+            cx = (
+                progressive_complexity(net)
+                if e.kind == "progressive"
+                else sandwich_complexity(net, size=64)
+            )
             size = (
                 "none"
                 if e.weights is None

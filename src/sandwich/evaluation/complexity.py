@@ -62,3 +62,13 @@ def sandwich_complexity(model, size: int = 128) -> dict:
         "params": count_params(model),
         "macs_per_pixel": pre_macs + post_macs + extra,
     }
+
+
+def progressive_complexity(model, size: int = 64) -> dict:
+    """Params and MACs/pixel of one iteration (encoder + binarizer + decoder) of the RNN codec."""
+    x = torch.rand(1, 3, size, size) * 255
+    was_training = model.training
+    model.eval()
+    macs = macs_per_pixel(lambda t: model(t, 1), x, [model])
+    model.train(was_training)
+    return {"params": count_params(model), "macs_per_pixel": macs}

@@ -71,3 +71,13 @@ def load_checkpoint(path: Path, model, opt, sched, gen, device) -> int:
     if "rng/cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng/cuda"])
     return int(meta["step"])
+
+
+def trim_log(path: Path, step: int) -> None:
+    """Drop log records written after ``step`` (a resumed run redoes those steps)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+    tmp = path.with_suffix(path.suffix + ".part")
+    tmp.write_text("".join(ln + "\n" for ln in keep))
+    os.replace(tmp, path)

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from sandwich.errors import SandwichError
 from sandwich.models.sandwich import SandwichModel
 from sandwich.scenarios import get_scenario
-from sandwich.training.checkpoint import load_checkpoint, read_meta, save_checkpoint
+from sandwich.training.checkpoint import load_checkpoint, read_meta, save_checkpoint, trim_log
 from sandwich.training.dataset import PatchSampler
 from sandwich.zoo.weights import save_weights
 
@@ -152,6 +152,7 @@ def train(
                 f"{ckpt_path} is a {meta['config']['scenario']!r} run, not {cfg.scenario!r}"
             )
         step = load_checkpoint(ckpt_path, model, opt, sched, gen, device)
+        trim_log(out / "log.jsonl", step)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
 
     sampler = PatchSampler(cfg.data, cfg.patch)

@@ -24,9 +24,12 @@ class ZooEntry:
     weights: str | None = None  # file name in zoo/weights, None for analytic entries
     pre_widths: tuple[int, ...] = (16, 32)
     post_widths: tuple[int, ...] = (32, 64)
+    kind: str = "sandwich"  # "sandwich" (pre/post around a real codec) or "progressive"
 
     @property
     def codec(self) -> str:
+        if self.kind == "progressive":
+            return "learned (recurrent, 0.125 bpp raw per iteration)"
         from sandwich.scenarios import get_scenario
 
         s = get_scenario(self.scenario)
@@ -49,6 +52,14 @@ ZOO: dict[str, ZooEntry] = {
             1,
             "full resolution through half-size JPEG (trained)",
             "lowres2-jpeg.safetensors",
+        ),
+        ZooEntry(
+            "rnn",
+            "progressive",
+            1,
+            "progressive recurrent codec, binary codes, entropy-coded (trained)",
+            "rnn.safetensors",
+            kind="progressive",
         ),
         ZooEntry(
             "gray-modem",
@@ -85,6 +96,13 @@ def load_model(name: str, device: str = "cpu"):
     from sandwich.zoo.weights import load_weights
 
     entry = get_entry(name)
+    if entry.kind == "progressive":
+        from sandwich.zoo.weights import load_progressive_weights
+
+        path = weights_dir() / str(entry.weights)
+        if not path.is_file():
+            raise SandwichError(f"model {name!r} has no weights in this install ({path})")
+        return load_progressive_weights(path, name=entry.name, version=entry.version).to(device)
     if entry.weights is None:
         model = SandwichModel(
             entry.scenario,

@@ -44,3 +44,37 @@ def load_weights(path: Path, name: str = "local", version: int = 0) -> SandwichM
         raise SandwichError(f"{path}: cannot load weights ({e})") from None
     model.eval()
     return model
+
+
+def save_progressive_weights(model, path: Path, meta: dict | None = None) -> None:
+    """Like :func:`save_weights` for a :class:`~sandwich.models.progressive.ProgressiveCodec`."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path))
+    side = {"kind": "progressive", "config": model.config(), **(meta or {})}
+    side["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.with_suffix(".json").write_text(json.dumps(side, indent=1) + "\n")
+
+
+def load_progressive_weights(path: Path, name: str = "local", version: int = 0):
+    """Build a :class:`~sandwich.models.progressive.ProgressiveCodec` from weights + sidecar."""
+    from sandwich.models.progressive import ProgressiveCodec, ProgressiveConfig
+
+    side_path = path.with_suffix(".json")
+    if not path.exists() or not side_path.exists():
+        raise SandwichError(f"{path}: weights or their .json sidecar are missing")
+    cfg = json.loads(side_path.read_text())["config"]
+    conf = ProgressiveConfig(
+        enc_widths=tuple(cfg["enc_widths"]),
+        dec_widths=tuple(cfg["dec_widths"]),
+        unit=cfg["unit"],
+        mode=cfg["mode"],
+        bits=cfg["bits"],
+        max_iterations=cfg["max_iterations"],
+    )
+    model = ProgressiveCodec(conf, name=name, version=version)
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except Exception as e:  # safetensors raises several kinds
+        raise SandwichError(f"{path}: cannot load weights ({e})") from None
+    model.eval()
+    return model

@@ -1,0 +1,151 @@
+"""The progressive codec per iteration, next to 4:2:0 JPEG at the same rate.
+
+Every image is compressed once with all iterations; the file cut after k iterations
+(:func:`sandwich.bitstream.truncate`) gives the k-iteration point, with bpp counted from the
+whole file (header and checksums included). JPEG is swept over qualities and interpolated (in
+bpp, per image) to the codec's bpp, so both columns stand at the same rate.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from sandwich.evaluation.baselines import JpegBaseline
+from sandwich.evaluation.metrics import ms_ssim, psnr
+
+JPEG_QUALITIES = [1, 2, 3, 4, *range(5, 96, 5)]
+
+
+def msssim_db(v: float) -> float:
+    """MS-SSIM on a dB scale, -10 log10(1 - v): spreads values near 1 for curve fitting."""
+    return -10.0 * math.log10(max(1e-10, 1.0 - v))
+
+
+def codec_rows(model, images: dict[str, np.ndarray], progress: Callable | None = None) -> list:
+    """One row per (image, iteration): bpp of the whole file, raw code bpp, PSNR, MS-SSIM."""
+    from sandwich.bitstream import truncate, unpack
+
+    rows = []
+    for name, img in images.items():
+        H, W = img.shape[:2]
+        full = model.compress(img)
+        recs, _ = model.decode_file(full)
+        _, chunks, _ = unpack(full)
+        h, w = -(-H // 16), -(-W // 16)
+        for k, rec in enumerate(recs, start=1):
+            data = truncate(full, k)
+            payload = 8 * sum(len(c) for c in chunks[:k])
+            raw = model.cfg.bits * h * w * k
+            rows.append(
+                {
+                    "image": name,
+                    "iterations": k,
+                    "bits": 8 * len(data),
+                    "bpp": 8 * len(data) / (H * W),
+                    "raw_bpp": raw / (H * W),
+                    "payload_bits": payload,
+                    "raw_bits": raw,
+                    "psnr": psnr(img, rec),
+                    "msssim": ms_ssim(img, rec),
+                }
+            )
+        if progress is not None:
+            progress()
+    return rows
+
+
+def jpeg_rows(images: dict[str, np.ndarray], qualities=None, progress=None) -> list[dict]:
+    """One row per (image, quality) of 4:2:0 JPEG: bpp, PSNR, MS-SSIM."""
+    jpeg = JpegBaseline("4:2:0")
+    rows = []
+    for name, img in images.items():
+        for q in qualities or JPEG_QUALITIES:
+            data, rec = jpeg.roundtrip(img, q)
+            rows.append(
+                {
+                    "image": name,
+                    "quality": q,
+                    "bpp": 8 * len(data) / (img.shape[0] * img.shape[1]),
+                    "psnr": psnr(img, rec),
+                    "msssim": ms_ssim(img, rec),
+                }
+            )
+        if progress is not None:
+            progress()
+    return rows
+
+
+def _jpeg_at(jrows: list[dict], image: str, bpp: float, key: str) -> float:
+    pts = sorted((r["bpp"], r[key]) for r in jrows if r["image"] == image)
+    xs, ys = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+    if key == "msssim":
+        ys = np.array([msssim_db(v) for v in ys])
+        v = float(np.interp(bpp, xs, ys))
+        return 1.0 - 10 ** (-v / 10)
+    return float(np.interp(bpp, xs, ys))
+
+
+def per_iteration_table(crows: list[dict], jrows: list[dict]) -> list[dict]:
+    """Mean over images per iteration, with JPEG interpolated at each image's bpp."""
+    table = []
+    for k in sorted({r["iterations"] for r in crows}):
+        rs = [r for r in crows if r["iterations"] == k]
+        bpp = float(np.mean([r["bpp"] for r in rs]))
+        table.append(
+            {
+                "iterations": k,
+                "bpp": bpp,
+                "raw_bpp": float(np.mean([r["raw_bpp"] for r in rs])),
+                "ratio": 24.0 / bpp,
+                "entropy_saving_pct": 100.0
+                * (1 - sum(r["payload_bits"] for r in rs) / sum(r["raw_bits"] for r in rs)),
+                "msssim": float(np.mean([r["msssim"] for r in rs])),
+                "psnr": float(np.mean([r["psnr"] for r in rs])),
+                "jpeg_msssim": float(
+                    np.mean([_jpeg_at(jrows, r["image"], r["bpp"], "msssim") for r in rs])
+                ),
+                "jpeg_psnr": float(
+                    np.mean([_jpeg_at(jrows, r["image"], r["bpp"], "psnr") for r in rs])
+                ),
+            }
+        )
+    return table
+
+
+def bd_rate_msssim(
+    crows: list[dict], jrows: list[dict], lo: float = 0.25, hi: float = 1.0
+) -> float:
+    """BD-rate (%) of the codec against JPEG in MS-SSIM (dB scale), over lo..hi bpp.
+
+    Both mean curves are restricted to lo..hi (with the points just outside, so the range is
+    covered); negative = the codec needs fewer bits. NaN if the curves do not overlap.
+    """
+    import bjontegaard as bdm
+
+    def mean(rows, key):
+        ks = sorted({r[key] for r in rows})
+        b = [float(np.mean([r["bpp"] for r in rows if r[key] == k])) for k in ks]
+        m = [msssim_db(float(np.mean([r["msssim"] for r in rows if r[key] == k]))) for k in ks]
+        return np.array(b), np.array(m)
+
+    def clip(b, m):
+        inside = np.where((b >= lo) & (b <= hi))[0]
+        if len(inside) == 0:
+            return b[:0], m[:0]
+        i0, i1 = max(0, inside[0] - 1), min(len(b) - 1, inside[-1] + 1)
+        return b[i0 : i1 + 1], m[i0 : i1 + 1]
+
+    jb, jm = clip(*mean(jrows, "quality"))
+    cb, cm = clip(*mean(crows, "iterations"))
+    if len(jb) < 4 or len(cb) < 4:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return float(bdm.bd_rate(jb, jm, cb, cm, method="akima", require_matching_points=False))
+        except (ValueError, ArithmeticError, IndexError):
+            return float("nan")
