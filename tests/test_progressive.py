@@ -142,3 +142,68 @@ def test_decoding_is_bit_identical_with_1_and_2_threads(sample_full, tmp_path: P
         assert r.returncode == 0, r.stderr
         digests.add(r.stdout.strip())
     assert len(digests) == 1, "decoded images differ between 1 and 2 threads"
+
+
+# --------------------------------------------------------------------------- the zoo model + CLI
+def test_zoo_rnn_compress_decompress_files(run_cli, small_png, tmp_path: Path) -> None:
+    from sandwich.zoo import load_model
+
+    net = load_model("rnn")
+    assert net.name == "rnn" and net.cfg.max_iterations >= 8
+    src = small_png("a.png", size=(37, 50))
+    out = tmp_path / "a.sndr"
+    code, stdout, _ = run_cli(["compress", src, "-o", out, "--model", "rnn", "--iterations", "3"])
+    assert code == 0 and "3 iterations" in stdout
+    header, chunks, truncated = unpack(out.read_bytes())
+    assert (header.model, header.height, header.width, len(chunks)) == ("rnn", 37, 50, 3)
+    png = tmp_path / "decoded.png"
+    code, stdout, _ = run_cli(["decompress", out, "-o", png])
+    assert code == 0 and "3 iterations" in stdout
+    from PIL import Image
+
+    with Image.open(png) as im:
+        assert im.size == (50, 37) and im.mode == "RGB"
+    # --target-bpp keeps as many iterations as fit
+    out2 = tmp_path / "b.sndr"
+    code, stdout, _ = run_cli(
+        ["compress", src, "-o", out2, "--model", "rnn", "--target-bpp", "0.6"]
+    )
+    assert code == 0
+    assert 8 * out2.stat().st_size / (37 * 50) <= 0.6
+    # folder in, folder out; decompress picks up .sndr files
+    folder = tmp_path / "in"
+    small_png("in/x.png", size=(20, 30))
+    small_png("in/y.png", size=(33, 17))
+    code, _, _ = run_cli(["compress", folder, "-o", tmp_path / "c", "-m", "rnn", "-k", "2"])
+    assert code == 0 and sorted(p.name for p in (tmp_path / "c").iterdir()) == ["x.sndr", "y.sndr"]
+    code, _, _ = run_cli(["decompress", tmp_path / "c", "-o", tmp_path / "d"])
+    assert code == 0 and sorted(p.name for p in (tmp_path / "d").iterdir()) == ["x.png", "y.png"]
+
+
+def test_zoo_rnn_bad_inputs(run_cli, check_error, small_png, tmp_path: Path) -> None:
+    src = small_png("a.png", size=(32, 32))
+    out = tmp_path / "a.sndr"
+    msg = check_error(*run_cli(["compress", src, "-o", out, "-m", "rnn", "-q", "50"])[::2])
+    assert "--iterations" in msg
+    msg = check_error(*run_cli(["compress", src, "-o", out, "-m", "rnn", "-k", "99"])[::2])
+    assert "--iterations 99" in msg
+    msg = check_error(
+        *run_cli(["compress", src, "-o", out, "-m", "rnn", "--target-bpp", "0.01"])[::2]
+    )
+    assert "below the smallest" in msg
+    assert not out.exists()
+    assert run_cli(["compress", src, "-o", out, "-m", "rnn", "-k", "2"])[0] == 0
+    msg = check_error(*run_cli(["compress", src, "-o", out, "-m", "rnn", "-k", "2"])[::2])
+    assert "--force" in msg
+    data = out.read_bytes()
+    # cut inside the last chunk: decodes the complete iteration, says so
+    cut = tmp_path / "cut.sndr"
+    cut.write_bytes(data[:-2])
+    code, stdout, _ = run_cli(["decompress", cut, "-o", tmp_path / "cut.png"])
+    assert code == 0 and "1 iterations" in stdout and "cut short" in stdout
+    # cut inside the header, or a flipped payload byte: one clear error, no output
+    for name, blob in (("head.sndr", data[:9]), ("flip.sndr", data[:-6] + b"\0" + data[-5:])):
+        (tmp_path / name).write_bytes(blob)
+        png = tmp_path / (name + ".png")
+        msg = check_error(*run_cli(["decompress", tmp_path / name, "-o", png])[::2])
+        assert name in msg and not png.exists()

@@ -149,3 +149,27 @@ def bd_rate_msssim(
             return float(bdm.bd_rate(jb, jm, cb, cm, method="akima", require_matching_points=False))
         except (ValueError, ArithmeticError, IndexError):
             return float("nan")
+
+
+class ProgressivePipeline:
+    """A progressive model in rate-distortion sweeps: the knob is the number of iterations.
+
+    ``roundtrip(image, k)`` returns the file cut after k iterations and its reconstruction, like
+    the quality-driven pipelines of :mod:`sandwich.evaluation.baselines`. The whole-file encoding
+    of the last image is cached, so a sweep over k encodes each image once.
+    """
+
+    def __init__(self, model, name: str):
+        self.model, self.name = model, name
+        self.knobs = list(range(1, model.cfg.max_iterations + 1))
+        self._cache: tuple[int, bytes, list[np.ndarray]] | None = None
+
+    def roundtrip(self, image: np.ndarray, iterations: int) -> tuple[bytes, np.ndarray]:
+        from sandwich.bitstream import truncate
+
+        key = hash(image.tobytes())
+        if self._cache is None or self._cache[0] != key:
+            full = self.model.compress(image)
+            self._cache = (key, full, self.model.decode_file(full)[0])
+        _, full, recs = self._cache
+        return truncate(full, iterations), recs[iterations - 1]

@@ -29,7 +29,7 @@ class ZooEntry:
     @property
     def codec(self) -> str:
         if self.kind == "progressive":
-            return "learned (recurrent, 0.125 bpp raw per iteration)"
+            return "learned (recurrent, 0.125 bpp/iteration raw)"
         from sandwich.scenarios import get_scenario
 
         s = get_scenario(self.scenario)
