@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -43,6 +44,7 @@ def register(app: typer.Typer) -> None:
         activation: str = typer.Option("leaky", help="U-Net activation: leaky or relu"),
         seed: int = typer.Option(0),
         ckpt_every: int = typer.Option(200, help="checkpoint every N steps"),
+        log_every: int = typer.Option(10, help="write a log.jsonl record every N steps"),
         threads: int = typer.Option(2, help="CPU threads (torch.set_num_threads)"),
         device: str = typer.Option("auto", help="auto, cpu or cuda"),
         resume: bool = typer.Option(False, help="continue from OUT/checkpoint.safetensors"),
@@ -79,9 +81,11 @@ def register(app: typer.Typer) -> None:
             activation=activation,
             seed=seed,
             ckpt_every=ckpt_every,
+            log_every=log_every,
             threads=threads,
             device=device,
             command=command_line(),
         )
         run(cfg, resume=resume, force=force, stop_after=stop_after)
-        typer.echo(f"weights: {out / 'model.safetensors'}")
+        if os.environ.get("RANK", "0") == "0":  # one line from a torchrun job, not one per rank
+            typer.echo(f"weights: {out / 'model.safetensors'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -30,6 +31,7 @@ def register(app: typer.Typer) -> None:
         ),
         val_every: int = typer.Option(500, help="evaluate --val every N steps"),
         ckpt_every: int = typer.Option(200, help="checkpoint every N steps"),
+        log_every: int = typer.Option(10, help="write a log.jsonl record every N steps"),
         threads: int = typer.Option(2, help="CPU threads (torch.set_num_threads)"),
         device: str = typer.Option("auto", help="auto, cpu or cuda"),
         resume: bool = typer.Option(False, help="continue from OUT/checkpoint.safetensors"),
@@ -62,10 +64,12 @@ def register(app: typer.Typer) -> None:
             val=str(val) if val else "",
             val_every=val_every,
             ckpt_every=ckpt_every,
+            log_every=log_every,
             threads=threads,
             device=device,
             command=command_line(),
         )
         cfg.model_config()  # validates preset, unit and mode before any work
         train_progressive(cfg, resume=resume, force=force, stop_after=stop_after)
-        typer.echo(f"weights: {out / 'model.safetensors'}")
+        if os.environ.get("RANK", "0") == "0":  # one line from a torchrun job, not one per rank
+            typer.echo(f"weights: {out / 'model.safetensors'}")

@@ -16,7 +16,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 
-def save_checkpoint(path: Path, model, opt, sched, gen, step: int, config: dict) -> None:
+def save_checkpoint(
+    path: Path, model, opt, sched, gen, step: int, config: dict, rank_rng: list | None = None
+) -> None:
+    """Write a checkpoint; ``rank_rng`` holds the torch RNG state of every rank (distributed)."""
     tensors: dict[str, torch.Tensor] = {}
     for k, v in model.state_dict().items():
         tensors[f"model/{k}"] = v.detach().cpu().contiguous()
@@ -30,6 +33,9 @@ def save_checkpoint(path: Path, model, opt, sched, gen, step: int, config: dict)
                 scalars.setdefault(str(idx), {})[k] = float(v)
     tensors["rng/gen"] = gen.get_state()
     tensors["rng/torch"] = torch.get_rng_state()
+    for r, state in enumerate(rank_rng or []):
+        if r > 0:
+            tensors[f"rng/torch_rank{r}"] = state
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         tensors["rng/cuda"] = torch.cuda.get_rng_state()
     meta = {
@@ -50,8 +56,12 @@ def read_meta(path: Path) -> dict:
     return {"step": int(meta["step"]), "config": json.loads(meta["config"])}
 
 
-def load_checkpoint(path: Path, model, opt, sched, gen, device) -> int:
-    """Restore everything saved by :func:`save_checkpoint`; returns the step."""
+def load_checkpoint(path: Path, model, opt, sched, gen, device, rank: int = 0) -> int:
+    """Restore everything saved by :func:`save_checkpoint`; returns the step.
+
+    Rank ``r`` > 0 of a distributed run restores its own torch RNG state when the checkpoint has
+    one (a run resumed with more processes than it was saved with starts those from rank 0's).
+    """
     tensors = load_file(str(path))
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
@@ -67,7 +77,7 @@ def load_checkpoint(path: Path, model, opt, sched, gen, device) -> int:
     opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
     sched.load_state_dict(json.loads(meta["sched"]))
     gen.set_state(tensors["rng/gen"])
-    torch.set_rng_state(tensors["rng/torch"])
+    torch.set_rng_state(tensors.get(f"rng/torch_rank{rank}", tensors["rng/torch"]))
     if "rng/cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng/cuda"])
     return int(meta["step"])

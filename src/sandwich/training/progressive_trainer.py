@@ -23,9 +23,10 @@ from tqdm import tqdm
 from sandwich.errors import SandwichError
 from sandwich.evaluation.metrics import ms_ssim_torch
 from sandwich.models.progressive import PRESETS, ProgressiveCodec
+from sandwich.training import distributed
 from sandwich.training.checkpoint import load_checkpoint, read_meta, save_checkpoint, trim_log
 from sandwich.training.dataset import PatchSampler
-from sandwich.training.trainer import CHECKPOINT, pick_device
+from sandwich.training.trainer import CHECKPOINT
 
 LOSSES = ("l1", "mse", "msssim", "mixed")
 
@@ -172,34 +173,42 @@ def train_progressive(
     ckpt_path = out / CHECKPOINT
     if ckpt_path.exists() and not (resume or force):
         raise SandwichError(f"{ckpt_path} exists; pass --resume to continue or --force to restart")
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        (out / "log.jsonl").unlink(missing_ok=True)
     torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
+    d, device = distributed.init(cfg.device)
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            (out / "log.jsonl").unlink(missing_ok=True)
     model, opt, sched, gen = setup(cfg, device)
+    if d.rank:  # other binarizer noise per process; same weights and data stream
+        torch.manual_seed(cfg.seed + 7919 * d.rank)
     step = 0
     if resume and ckpt_path.exists():
         meta = read_meta(ckpt_path)
         if "preset" not in meta["config"]:
             raise SandwichError(f"{ckpt_path} is not a progressive-codec run")
-        step = load_checkpoint(ckpt_path, model, opt, sched, gen, device)
-        trim_log(out / "log.jsonl", step)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
+        step = load_checkpoint(ckpt_path, model, opt, sched, gen, device, d.rank)
+        if d.main:
+            trim_log(out / "log.jsonl", step)
+    if d.main:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
     model = model.to(memory_format=torch.channels_last)
+    net = distributed.wrap(model, d, device)
 
     sampler = PatchSampler(cfg.data, cfg.patch)
-    val_crops = load_val_crops(cfg.val, device)
-    log = (out / "log.jsonl").open("a")  # noqa: SIM115 (closed below; kept open across steps)
+    val_crops = load_val_crops(cfg.val, device) if d.main else None
+    log = (out / "log.jsonl").open("a") if d.main else None  # noqa: SIM115 (closed below)
     acc: dict[str, float] = {}
     t0 = time.time()
     model.train()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="train rnn")
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and d.main), desc="train rnn")
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     while step < end:
-        x = sampler.sample(cfg.batch, gen).to(device).contiguous(memory_format=torch.channels_last)
+        # the whole global batch from the shared generator; this process keeps its slice
+        x = distributed.shard(sampler.sample(cfg.batch * d.world, gen), d).to(device)
+        x = x.contiguous(memory_format=torch.channels_last)
         T = unrolled(cfg, step)
-        res = model(x, T)
+        res = net(x, T)
         per_it = torch.stack([distortion(xh, x, cfg.loss, cfg.l1_weight) for xh in res.x_hats])
         loss = per_it.mean()
         opt.zero_grad(set_to_none=True)
@@ -220,22 +229,28 @@ def train_progressive(
         bar.update(1)
         if step % cfg.log_every == 0 or step == end:
             n = acc.pop("n")
-            rec = {"step": step, "iterations": T, **{k: v / n for k, v in acc.items()}}
+            avg = distributed.mean_over_ranks({k: v / n for k, v in acc.items()}, d)
+            rec = {"step": step, "iterations": T, **avg}
             rec["psnr_first"] = 10 * math.log10(255**2 / max(rec["mse_first"], 1e-9))
             rec["psnr_last"] = 10 * math.log10(255**2 / max(rec["mse_last"], 1e-9))
             rec["lr"] = sched.get_last_lr()[0]
             rec["elapsed_s"] = time.time() - t0
             if val_crops is not None and (step % cfg.val_every == 0 or step == end):
                 rec["val"] = validate(model, val_crops, cfg.iterations)
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
+            if log is not None:
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
             bar.set_postfix(loss=f"{rec['loss']:.4f}", psnr_last=f"{rec['psnr_last']:.2f}")
             acc = {}
         if step % cfg.ckpt_every == 0 or step == end:
-            save_checkpoint(ckpt_path, model, opt, sched, gen, step, asdict(cfg))
-            save_progressive_weights(
-                model, out / "model.safetensors", {"train": asdict(cfg), "steps": step}
-            )
+            states = distributed.gather_rng_states(d)
+            if d.main:
+                save_checkpoint(ckpt_path, model, opt, sched, gen, step, asdict(cfg), states)
+                save_progressive_weights(
+                    model, out / "model.safetensors", {"train": asdict(cfg), "steps": step}
+                )
     bar.close()
-    log.close()
+    if log is not None:
+        log.close()
+    distributed.finish(d)
     return model

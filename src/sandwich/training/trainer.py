@@ -27,6 +27,7 @@ from tqdm import tqdm
 from sandwich.errors import SandwichError
 from sandwich.models.sandwich import SandwichModel
 from sandwich.scenarios import get_scenario
+from sandwich.training import distributed
 from sandwich.training.checkpoint import load_checkpoint, read_meta, save_checkpoint, trim_log
 from sandwich.training.dataset import PatchSampler
 from sandwich.zoo.weights import save_weights
@@ -138,12 +139,15 @@ def train(
     ckpt_path = out / CHECKPOINT
     if ckpt_path.exists() and not (resume or force):
         raise SandwichError(f"{ckpt_path} exists; pass --resume to continue or --force to restart")
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        (out / "log.jsonl").unlink(missing_ok=True)
     torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
+    d, device = distributed.init(cfg.device)
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            (out / "log.jsonl").unlink(missing_ok=True)
     model, opt, sched, gen = setup(cfg, device)
+    if d.rank:  # other noise (rounding, dithering) per process; same weights and data stream
+        torch.manual_seed(cfg.seed + 7919 * d.rank)
     step = 0
     if resume and ckpt_path.exists():
         meta = read_meta(ckpt_path)
@@ -151,21 +155,31 @@ def train(
             raise SandwichError(
                 f"{ckpt_path} is a {meta['config']['scenario']!r} run, not {cfg.scenario!r}"
             )
-        step = load_checkpoint(ckpt_path, model, opt, sched, gen, device)
-        trim_log(out / "log.jsonl", step)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
+        step = load_checkpoint(ckpt_path, model, opt, sched, gen, device, d.rank)
+        if d.main:
+            trim_log(out / "log.jsonl", step)
+    if d.main:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
+    net = distributed.wrap(model, d, device)
 
     sampler = PatchSampler(cfg.data, cfg.patch)
-    log = (out / "log.jsonl").open("a")  # noqa: SIM115 (closed below; kept open across steps)
+    log = (out / "log.jsonl").open("a") if d.main else None  # noqa: SIM115 (closed below)
     acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
     t0 = time.time()
     model.train()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=f"train {cfg.scenario}")
+    bar = tqdm(
+        total=cfg.steps,
+        initial=step,
+        disable=not (progress and d.main),
+        desc=f"train {cfg.scenario}",
+    )
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     while step < end:
-        x = sampler.sample(cfg.batch, gen).to(device)
-        q = torch.randint(qmin, qmax + 1, (cfg.batch,), generator=gen).float()
-        res = model(x, q)
+        # the whole global batch from the shared generator; this process keeps its slice
+        x = distributed.shard(sampler.sample(cfg.batch * d.world, gen), d).to(device)
+        q = torch.randint(qmin, qmax + 1, (cfg.batch * d.world,), generator=gen).float()
+        q = distributed.shard(q, d)
+        res = net(x, q)
         mse_i = ((res.x_hat - x) ** 2).mean(dim=(1, 2, 3))
         mse = mse_i.mean()
         bpp = res.bpp.mean()
@@ -184,28 +198,36 @@ def train(
         acc["n"] += 1
         bar.update(1)
         if step % cfg.log_every == 0 or step == end:
-            n = acc["n"]
-            m = acc["mse"] / n
+            n = acc.pop("n")
+            avg = distributed.mean_over_ranks({k: v / n for k, v in acc.items()}, d)
+            m = avg["mse"]
             rec = {
                 "step": step,
-                "loss": acc["loss"] / n,
+                "loss": avg["loss"],
                 "mse": m,
                 "psnr": 10 * math.log10(255**2 / max(m, 1e-9)),
-                "bpp": acc["bpp"] / n,
+                "bpp": avg["bpp"],
                 "lr": sched.get_last_lr()[0],
                 "pre_scale": float(model.pre.scale.detach()),
                 "post_scale": float(model.post.scale.detach()),
                 "elapsed_s": time.time() - t0,
             }
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
+            if log is not None:
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
             bar.set_postfix(psnr=f"{rec['psnr']:.2f}", bpp=f"{rec['bpp']:.3f}")
             acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
         if step % cfg.ckpt_every == 0 or step == end:
-            save_checkpoint(ckpt_path, model, opt, sched, gen, step, asdict(cfg))
-            save_weights(model, out / "model.safetensors", {"train": asdict(cfg), "steps": step})
+            states = distributed.gather_rng_states(d)
+            if d.main:
+                save_checkpoint(ckpt_path, model, opt, sched, gen, step, asdict(cfg), states)
+                save_weights(
+                    model, out / "model.safetensors", {"train": asdict(cfg), "steps": step}
+                )
     bar.close()
-    log.close()
+    if log is not None:
+        log.close()
+    distributed.finish(d)
     return model
 
 
