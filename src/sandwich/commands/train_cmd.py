@@ -31,7 +31,8 @@ def register(app: typer.Typer) -> None:
         patch: int = typer.Option(128, help="square patch side in pixels"),
         lr: float = typer.Option(1e-3, help="peak learning rate (cosine decay)"),
         loss: str = typer.Option(
-            "psnr", help="psnr: 10log10(MSE) + lambda*bpp; mse: MSE + lambda*bpp"
+            None,
+            help="psnr, mse, msssim or lpips (default: the scenario's); see training.losses",
         ),
         lmbda: float = typer.Option(4.0, "--lambda", help="rate weight (dB or MSE per bpp)"),
         pre_lr_scale: float = typer.Option(0.3, help="pre-processor lr = lr * this (0 freezes)"),
@@ -59,8 +60,14 @@ def register(app: typer.Typer) -> None:
             raise SandwichError(f"rounding {rounding!r}: use ste, noise or cubic")
         if activation not in ("leaky", "relu"):
             raise SandwichError(f"activation {activation!r}: use leaky or relu")
-        if loss not in ("psnr", "mse"):
-            raise SandwichError(f"loss {loss!r}: use psnr or mse")
+        from sandwich.training.losses import DISTORTIONS
+
+        if loss is None:
+            from sandwich.scenarios import get_scenario
+
+            loss = get_scenario(scenario).distortion
+        if loss not in DISTORTIONS:
+            raise SandwichError(f"loss {loss!r}: use one of {', '.join(DISTORTIONS)}")
         cfg = TrainConfig(
             scenario=scenario,
             data=str(data),

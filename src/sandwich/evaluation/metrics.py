@@ -22,8 +22,12 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
-def ms_ssim_torch(a, b, data_range: float = 1.0, scales: int = 5, win_size: int = 11):
+def ms_ssim_torch(
+    a, b, data_range: float = 1.0, scales: int = 5, win_size: int = 11, per_image: bool = False
+):
     """Differentiable MS-SSIM of (N, C, H, W) tensors, mean over the batch; higher is better.
+
+    ``per_image=True`` returns the (N,) values instead of their mean.
 
     ``scales=5``, ``win_size=11`` is the standard MS-SSIM (pytorch-msssim's); fewer scales fit
     small training patches (the finest weights renormalised to sum to 1). Needs
@@ -48,7 +52,8 @@ def ms_ssim_torch(a, b, data_range: float = 1.0, scales: int = 5, win_size: int 
             pad = [s % 2 for s in a.shape[2:]]
             a, b = F.avg_pool2d(a, 2, padding=pad), F.avg_pool2d(b, 2, padding=pad)
     vals = torch.stack([*mcs, ssim_c.relu()])  # (scale, N, C)
-    return (vals.clamp_min(1e-8) ** w.view(-1, 1, 1)).prod(0).mean()
+    per = (vals.clamp_min(1e-8) ** w.view(-1, 1, 1)).prod(0).mean(1)
+    return per if per_image else per.mean()
 
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:

@@ -4,6 +4,9 @@
 name       what the codec carries                        real codec          base
 =========  ============================================  ==================  =========
 rgb        3-channel bottleneck, same size               JPEG 4:2:0          identity
+rgb444     3-channel bottleneck, same size               JPEG 4:4:4          identity
+msssim     as rgb, trained for MS-SSIM                   JPEG 4:2:0          identity
+lpips      as rgb, trained for LPIPS                     JPEG 4:2:0          identity
 gray       colour through a 1-channel bottleneck         JPEG 4:0:0 (gray)   chroma modem
 lowres2    3-channel bottleneck at half resolution       JPEG 4:2:0          bicubic
 lowres4    3-channel bottleneck at quarter resolution    JPEG 4:2:0          bicubic
@@ -31,7 +34,7 @@ class Scenario:
     quality_range: tuple[int, int]
     description: str
     codec: str = "jpeg"
-    distortion: str = "mse"
+    distortion: str = "psnr"  # the training loss (see sandwich.training.losses)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,6 +43,29 @@ class Scenario:
 SCENARIOS: dict[str, Scenario] = {
     "rgb": Scenario(
         "rgb", "4:2:0", 3, 1, "identity", (10, 90), "RGB through 4:2:0 JPEG, MSE-optimised"
+    ),
+    "rgb444": Scenario(
+        "rgb444", "4:4:4", 3, 1, "identity", (10, 90), "RGB through 4:4:4 JPEG, MSE-optimised"
+    ),
+    "msssim": Scenario(
+        "msssim",
+        "4:2:0",
+        3,
+        1,
+        "identity",
+        (10, 90),
+        "RGB through 4:2:0 JPEG, for MS-SSIM",
+        distortion="msssim",
+    ),
+    "lpips": Scenario(
+        "lpips",
+        "4:2:0",
+        3,
+        1,
+        "identity",
+        (10, 90),
+        "RGB through 4:2:0 JPEG, for LPIPS",
+        distortion="lpips",
     ),
     "gray": Scenario(
         "gray", "gray", 1, 1, "modem", (10, 90), "colour through a grayscale (4:0:0) JPEG"

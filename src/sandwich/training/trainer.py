@@ -30,6 +30,7 @@ from sandwich.scenarios import get_scenario
 from sandwich.training import distributed
 from sandwich.training.checkpoint import load_checkpoint, read_meta, save_checkpoint, trim_log
 from sandwich.training.dataset import PatchSampler
+from sandwich.training.losses import distortion
 from sandwich.zoo.weights import save_weights
 
 
@@ -183,7 +184,7 @@ def train(
         mse_i = ((res.x_hat - x) ** 2).mean(dim=(1, 2, 3))
         mse = mse_i.mean()
         bpp = res.bpp.mean()
-        dist = (10.0 * torch.log10(mse_i.clamp_min(0.001))).mean() if cfg.loss == "psnr" else mse
+        dist = distortion(res.x_hat, x, cfg.loss).mean()
         b = res.bottleneck
         outside = ((b - 255.0).relu() ** 2 + (-b).relu() ** 2).mean()
         loss = dist + cfg.lmbda * bpp + cfg.range_penalty * outside

@@ -1,0 +1,49 @@
+"""Training distortions: per image, lower for better reconstructions, differentiable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sandwich.evaluation.metrics import ms_ssim
+from sandwich.scenarios import SCENARIOS
+from sandwich.training.losses import DISTORTIONS, distortion
+
+
+@pytest.mark.parametrize("kind", [k for k in DISTORTIONS if k != "lpips"])
+def test_distortion_orders_reconstructions(kind: str, sample_full: np.ndarray) -> None:
+    x = torch.from_numpy(sample_full[:64, :96].copy()).permute(2, 0, 1)[None].float()
+    x = x.repeat(2, 1, 1, 1)
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(x.shape, generator=g)
+    close = (x + 2 * noise).clamp(0, 255).requires_grad_(True)
+    far = (x + 20 * noise).clamp(0, 255)
+    d_close, d_far = distortion(close, x, kind), distortion(far, x, kind)
+    assert d_close.shape == (2,)
+    assert (d_close < d_far).all()
+    d_close.sum().backward()
+    assert close.grad is not None and close.grad.abs().sum() > 0
+
+
+def test_msssim_distortion_is_minus_msssim_in_db(sample_full: np.ndarray) -> None:
+    a = sample_full[:96, :96].copy()
+    b = np.clip(a.astype(int) + np.random.default_rng(1).integers(-12, 13, a.shape), 0, 255)
+    b = b.astype(np.uint8)
+    ta = torch.from_numpy(a).permute(2, 0, 1)[None].float()
+    tb = torch.from_numpy(b).permute(2, 0, 1)[None].float()
+    d = float(distortion(tb, ta, "msssim")[0])
+    assert d < 0
+    # three scales on a small patch: close to, not equal to, the full MS-SSIM of the metric
+    assert abs((1 - 10 ** (d / 10)) - ms_ssim(a, b)) < 0.05
+
+
+def test_every_scenario_names_a_known_distortion() -> None:
+    for s in SCENARIOS.values():
+        assert s.distortion in DISTORTIONS
+
+
+def test_unknown_distortion() -> None:
+    x = torch.zeros(1, 3, 32, 32)
+    with pytest.raises(ValueError, match="unknown distortion"):
+        distortion(x, x, "psnr-hvs")
