@@ -32,5 +32,6 @@ def distortion(x_hat: Tensor, x: Tensor, kind: str) -> Tensor:
     if kind == "lpips":
         from sandwich.evaluation.perceptual import lpips_torch
 
-        return 10.0 * torch.log10(lpips_torch(x_hat, x).flatten().clamp_min(1e-4))
+        per = lpips_torch(x_hat, x, reduction="none").flatten()
+        return 10.0 * torch.log10(per.clamp_min(1e-4))
     raise ValueError(f"unknown distortion {kind!r}; use one of {DISTORTIONS}")
