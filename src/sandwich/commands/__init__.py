@@ -15,6 +15,7 @@ COMMAND_MODULES = {
     "files_cmd": False,
     "demo_cmd": False,
     "eval_cmd": False,
+    "plot_cmd": False,
     "bench_models": True,
     "bench_modem": True,
     "bench_proxy": True,
