@@ -2,11 +2,44 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
 
 from sandwich.errors import SandwichError
+
+DEFAULT_QUALITIES = "10,20,30,40,50,60,70,80,90"
+
+
+def _parse_ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(q) for q in text.split(",") if q.strip()]
+    except ValueError:
+        raise SandwichError(f"{option} {text!r}: give integers like 10,50,90") from None
+    if not values:
+        raise SandwichError(f"{option} {text!r}: give integers like 10,50,90")
+    return values
+
+
+def _command_line(data, model, baseline, qualities, anchor, metrics, out, json_out, markdown):
+    argv = ["sandwich", "eval", *map(str, data)]
+    for m in model:
+        argv += ["-m", m]
+    for b in baseline:
+        argv += ["-b", b]
+    for a in anchor:
+        argv += ["--anchor", a]
+    for opt, v in (
+        ("--qualities", qualities),
+        ("--metrics", metrics),
+        ("--out", out),
+        ("--json", json_out),
+        ("--markdown", markdown),
+    ):
+        if v is not None:
+            argv += [opt, str(v)]
+    return shlex.join(argv)
 
 
 def register(app: typer.Typer) -> None:
@@ -17,96 +50,155 @@ def register(app: typer.Typer) -> None:
         baseline: list[str] = typer.Option(
             [], "--baseline", "-b", help="jpeg-420, jpeg-444, jpeg-gray, lowres2-bicubic, ..."
         ),
-        qualities: str = typer.Option("10,20,30,40,50,60,70,80,90"),
+        qualities: str = typer.Option(
+            None,
+            help=f"qualities of the models and JPEG baselines (default {DEFAULT_QUALITIES})"
+            "; other baselines with their own quality scale use it unless this is given; "
+            "progressive models always sweep their iterations",
+        ),
+        anchor: list[str] = typer.Option(
+            [],
+            "--anchor",
+            "-a",
+            help="pipeline(s) the BD deltas are against (default: the first baseline)",
+        ),
+        metrics: str = typer.Option(
+            None,
+            help="comma list of psnr, psnr_y, ssim, ms_ssim, lpips (default: all available; "
+            "psnr always)",
+        ),
+        out: Path = typer.Option(
+            None, "--out", "-o", help="folder for results.json, RD plots and report.html"
+        ),
         json_out: Path = typer.Option(None, "--json", help="write curves, BD table and rows here"),
         markdown: Path = typer.Option(None, help="write the tables as Markdown here"),
     ) -> None:
-        """Sweep qualities through the real codecs; print mean RD curves and BD-PSNR/BD-rate."""
-        from rich.table import Table
+        """Sweep every pipeline through the real codecs; print mean RD curves of every metric and
+        BD-rate/BD-metric against the anchor(s); optionally write an HTML report."""
         from tqdm import tqdm
 
+        from sandwich.commands.common import console as make_console
         from sandwich.commands.common import expand_images, write_json
         from sandwich.evaluation.baselines import BASELINES, ModelPipeline
-        from sandwich.evaluation.rd import bd, mean_curve, rd_sweep
-        from sandwich.io import load_rgb
-        from sandwich.zoo import load_model
+        from sandwich.evaluation.harness import Entry, pipeline_knobs
+        from sandwich.evaluation.harness import evaluate as run
+        from sandwich.evaluation.progressive_eval import ProgressivePipeline
+        from sandwich.evaluation.quality import available_metrics
+        from sandwich.io import atomic_write_bytes, load_rgb
+        from sandwich.zoo import get_entry, load_model
 
-        try:
-            qs = [int(q) for q in qualities.split(",")]
-        except ValueError:
-            raise SandwichError(f"--qualities {qualities!r}: give integers like 10,50,90") from None
+        command = _command_line(
+            data, model, baseline, qualities, anchor, metrics, out, json_out, markdown
+        )
+        explicit = qualities is not None
+        qs = _parse_ints(qualities if explicit else DEFAULT_QUALITIES, "--qualities")
+        model, baseline = list(dict.fromkeys(model)), list(dict.fromkeys(baseline))
         for b in baseline:
             if b not in BASELINES:
                 raise SandwichError(f"unknown baseline {b!r}; use {', '.join(BASELINES)}")
         if not model and not baseline:
             raise SandwichError("give at least one --model or --baseline")
+        for a in anchor:
+            if a not in model and a not in baseline:
+                if a not in BASELINES:
+                    raise SandwichError(
+                        f"--anchor {a!r} is neither a baseline nor a model of this run"
+                    )
+                baseline.append(a)  # a known baseline given only as anchor: evaluate it too
+        names = None
+        if metrics is not None:
+            names = ["psnr"] + [n.strip() for n in metrics.split(",") if n.strip()]
+            names = list(dict.fromkeys(names))
+        chosen = available_metrics(names)
+        anchors = list(dict.fromkeys(anchor)) or [baseline[0] if baseline else model[0]]
+        for m in model:
+            get_entry(m)  # unknown names fail before any work
+        if out is not None and out.exists() and not out.is_dir():
+            raise SandwichError(f"{out}: exists and is not a folder")
+
         files = expand_images(data)
-        images = {f.name: load_rgb(f) for f in files}
-        pipes = [BASELINES[b]() for b in baseline] + [
-            ModelPipeline(load_model(m), m) for m in model
-        ]
-        rows: list[dict] = []
-        with tqdm(total=len(pipes) * len(images) * len(qs), desc="rd sweep") as bar:
-            for p in pipes:
-                rows += rd_sweep(p, images, qs, progress=lambda: bar.update(1))
-        curves = {}
-        for p in pipes:
-            bpp, ps, _ = mean_curve([r for r in rows if r["pipeline"] == p.name])
-            curves[p.name] = {"quality": qs, "bpp": bpp.tolist(), "psnr": ps.tolist()}
-        from sandwich.commands.common import console as make_console
+        images, image_files = {}, []
+        for f in files:
+            key = f.name if f.name not in images else str(f)
+            images[key] = load_rgb(f)
+            h, w = images[key].shape[:2]
+            image_files.append({"name": key, "path": str(f), "height": h, "width": w})
 
-        console = make_console()
-        table = Table(title=f"mean RGB PSNR (dB) / bpp over {len(images)} image(s)")
-        table.add_column("quality", justify="right")
-        for p in pipes:
-            table.add_column(p.name, justify="right")
-        for i, q in enumerate(qs):
-            table.add_row(
-                str(q),
-                *[
-                    f"{curves[p.name]['psnr'][i]:.2f} / {curves[p.name]['bpp'][i]:.3f}"
-                    for p in pipes
-                ],
+        entries = []
+        for b in baseline:
+            pipe = BASELINES[b]()
+            entries.append(Entry(pipe, "baseline", *pipeline_knobs(pipe, qs, explicit)))
+        for m in model:
+            net = load_model(m)
+            if get_entry(m).kind == "progressive":
+                pipe = ProgressivePipeline(net, m)
+            else:
+                pipe = ModelPipeline(net, m)
+            entries.append(Entry(pipe, "model", *pipeline_knobs(pipe, qs, explicit)))
+
+        total = len(images) * sum(len(e.knobs) for e in entries)
+        with tqdm(total=total, desc="rd sweep") as bar:
+            results, panels = run(
+                entries,
+                images,
+                chosen,
+                anchors,
+                qs,
+                image_files=image_files,
+                command=command,
+                crops=out is not None,
+                progress=lambda: bar.update(1),
             )
-        console.print(table)
-        deltas = []
-        for a in pipes:
-            for t in pipes:
-                if a is t or t.name in BASELINES:
-                    continue
-                ca, ct = curves[a.name], curves[t.name]
-                import numpy as np
-
-                d = bd(
-                    (np.array(ca["bpp"]), np.array(ca["psnr"])),
-                    (np.array(ct["bpp"]), np.array(ct["psnr"])),
-                )
-                deltas.append({"test": t.name, "anchor": a.name, **d})
-        if deltas:
-            bt = Table(title="Bjontegaard deltas of the models (Akima, mean curves)")
-            for col in ("model", "vs", "BD-PSNR dB", "BD-rate %"):
-                bt.add_column(col, justify="right")
-            for d in deltas:
-                bt.add_row(
-                    d["test"], d["anchor"], f"{d['bd_psnr_db']:+.2f}", f"{d['bd_rate_pct']:+.1f}"
-                )
-            console.print(bt)
+        console = make_console()
+        _print_tables(console, results, chosen)
         if markdown is not None:
-            from sandwich.evaluation.rd import markdown_report
-            from sandwich.io import atomic_write_bytes
+            from sandwich.evaluation.report import markdown as to_markdown
 
-            text = markdown_report(list(images), qs, curves, deltas)
-            atomic_write_bytes(markdown, text.encode(), force=True)
+            atomic_write_bytes(markdown, to_markdown(results, chosen).encode(), force=True)
             console.print(f"wrote {markdown}")
         if json_out is not None:
-            write_json(
-                json_out,
-                {
-                    "images": list(images),
-                    "qualities": qs,
-                    "curves": curves,
-                    "bd": deltas,
-                    "rows": rows,
-                },
-            )
+            from sandwich.evaluation.report import json_safe
+
+            write_json(json_out, json_safe(results))
             console.print(f"wrote {json_out}")
+        if out is not None:
+            from sandwich.evaluation.report import write_report
+
+            write_report(out, results, chosen, panels)
+            console.print(f"wrote {out / 'report.html'} (and results.json, rd_*.png/svg)")
+
+
+def _print_tables(console, results: dict, metrics: dict) -> None:
+    from rich.table import Table
+
+    from sandwich.evaluation.report import bd_unit, fmt_delta, fmt_value, table_label
+
+    n = len(results["images"])
+    table = Table(title=f"mean over {n} image(s)")
+    for col in ["pipeline", "knob", "bpp", *[table_label(m) for m in metrics.values()]]:
+        table.add_column(col, justify="left" if col == "pipeline" else "right")
+    for name, c in results["curves"].items():
+        for i, k in enumerate(c["knob"]):
+            table.add_row(
+                name,
+                f"{c['knob_name']} {k}",
+                f"{c['bpp'][i]:.3f}",
+                *[fmt_value(m, c[m][i]) for m in metrics],
+            )
+    console.print(table)
+    if results["bd_table"]:
+        bt = Table(title="Bjontegaard deltas (Akima, mean curves): BD-rate % / BD-metric")
+        bt.add_column("test")
+        bt.add_column("vs")
+        for m in metrics.values():
+            bt.add_column(f"{m.label} (% / {bd_unit(m)})", justify="right")
+        for d in results["bd_table"]:
+            bt.add_row(
+                d["test"],
+                d["anchor"],
+                *[
+                    f"{fmt_delta(d[m]['bd_rate_pct'], 1)} / {fmt_delta(d[m]['bd_metric'], 3)}"
+                    for m in metrics
+                ],
+            )
+        console.print(bt)
