@@ -207,3 +207,23 @@ def test_zoo_rnn_bad_inputs(run_cli, check_error, small_png, tmp_path: Path) -> 
         png = tmp_path / (name + ".png")
         msg = check_error(*run_cli(["decompress", tmp_path / name, "-o", png])[::2])
         assert name in msg and not png.exists()
+
+
+def test_bench_rnn_table(run_cli, small_png, tmp_path: Path) -> None:
+    src = small_png("a.png", size=(64, 80))
+    js, md = tmp_path / "rnn.json", tmp_path / "rnn.md"
+    code, out, err = run_cli(["bench", "rnn", src, "--json", js, "--markdown", md])
+    assert code == 0, err
+    import json
+
+    res = json.loads(js.read_text())
+    table = res["table"]
+    from sandwich.zoo import load_model
+
+    assert len(table) == load_model("rnn").cfg.max_iterations
+    bpps = [r["bpp"] for r in table]
+    assert bpps == sorted(bpps) and len(set(bpps)) == len(bpps)
+    for r in table:
+        assert 0 < r["msssim"] <= 1 and 0 < r["jpeg_msssim"] <= 1 and r["ratio"] == 24 / r["bpp"]
+        assert abs(r["raw_bpp"] - 0.125 * r["iterations"]) < 1e-9  # 64x80: no padding
+    assert "| iterations |" in md.read_text()

@@ -43,6 +43,19 @@ def register(bench: typer.Typer) -> None:
                     "macs_per_pixel": cx["macs_per_pixel"],
                 }
             )
+        from sandwich.evaluation.complexity import progressive_complexity
+        from sandwich.models.progressive import PRESETS, ProgressiveCodec
+
+        for preset, pcfg in PRESETS.items():
+            cx = progressive_complexity(ProgressiveCodec(pcfg), size=64)
+            rows.append(
+                {
+                    "network": f"rnn {preset} {pcfg.unit} enc {pcfg.enc_widths} dec "
+                    f"{pcfg.dec_widths} (per iteration)",
+                    "params": cx["params"],
+                    "macs_per_pixel": cx["macs_per_pixel"],
+                }
+            )
         table = Table(title="network complexity (MACs per pixel of the full-size image)")
         for col in ("network", "params", "MACs/pixel"):
             table.add_column(col, justify="right")

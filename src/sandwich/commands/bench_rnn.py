@@ -16,6 +16,7 @@ def register(bench: typer.Typer) -> None:
         lo: float = typer.Option(0.25, help="BD-rate range: lowest bpp"),
         hi: float = typer.Option(1.0, help="BD-rate range: highest bpp"),
         json_out: Path = typer.Option(None, "--json", help="write table, BD-rate and rows here"),
+        markdown: Path = typer.Option(None, help="write the table as Markdown here"),
     ) -> None:
         """Per iteration: bpp, ratio, entropy-coding saving, MS-SSIM, PSNR; JPEG at that bpp."""
         from rich.table import Table
@@ -68,6 +69,13 @@ def register(bench: typer.Typer) -> None:
             f"BD-rate (MS-SSIM) vs 4:2:0 JPEG over {lo}-{hi} bpp: {bd:+.1f}% "
             "(negative = fewer bits than JPEG)"
         )
+        if markdown is not None:
+            from sandwich.evaluation.progressive_eval import markdown_table
+            from sandwich.io import atomic_write_bytes
+
+            text = markdown_table(net.name, list(images), table, bd, (lo, hi))
+            atomic_write_bytes(markdown, text.encode(), force=True)
+            out.print(f"wrote {markdown}")
         if json_out is not None:
             write_json(
                 json_out,

@@ -48,7 +48,7 @@ PRESETS: dict[str, ProgressiveConfig] = {
     # sized for 2 CPU cores
     "cpu-s": ProgressiveConfig((32, 64, 128, 128), (128, 128, 64, 32)),
     "cpu-m": ProgressiveConfig((64, 128, 256, 256), (256, 256, 128, 64)),
-    # the published architecture (~10 M parameters per the paper's layer list); for a GPU
+    # the published layer widths with LSTM units (44 M parameters here); for a GPU
     "toderici": ProgressiveConfig((64, 256, 512, 512), (512, 512, 256, 128), unit="lstm"),
 }
 
