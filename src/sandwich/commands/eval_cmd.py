@@ -46,7 +46,13 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     def evaluate(
         data: list[Path] = typer.Argument(..., help="validation images or folders"),
-        model: list[str] = typer.Option([], "--model", "-m", help="zoo model(s) to evaluate"),
+        model: list[str] = typer.Option(
+            [],
+            "--model",
+            "-m",
+            help="zoo model(s); NAME@CODEC runs a JPEG-trained sandwich over webp, avif, jxl "
+            "or heic without retraining",
+        ),
         baseline: list[str] = typer.Option(
             [], "--baseline", "-b", help="jpeg-420, jpeg-444, jpeg-gray, lowres2-bicubic, ..."
         ),
@@ -112,7 +118,7 @@ def register(app: typer.Typer) -> None:
         chosen = available_metrics(names)
         anchors = list(dict.fromkeys(anchor)) or [baseline[0] if baseline else model[0]]
         for m in model:
-            get_entry(m)  # unknown names fail before any work
+            get_entry(m.split("@")[0])  # unknown names fail before any work
         if out is not None and out.exists() and not out.is_dir():
             raise SandwichError(f"{out}: exists and is not a folder")
 
@@ -129,9 +135,16 @@ def register(app: typer.Typer) -> None:
             pipe = BASELINES[b]()
             entries.append(Entry(pipe, "baseline", *pipeline_knobs(pipe, qs, explicit)))
         for m in model:
-            net = load_model(m)
-            if get_entry(m).kind == "progressive":
+            zoo_name, _, other_codec = m.partition("@")
+            net = load_model(zoo_name)
+            if get_entry(zoo_name).kind == "progressive":
+                if other_codec:
+                    raise SandwichError(f"{m}: a progressive model has no codec to swap")
                 pipe = ProgressivePipeline(net, m)
+            elif other_codec:  # e.g. gray-jpeg@avif: the JPEG-trained sandwich over AVIF
+                from sandwich.evaluation.transplant import TransplantPipeline
+
+                pipe = TransplantPipeline(net, other_codec, m)
             else:
                 pipe = ModelPipeline(net, m)
             entries.append(Entry(pipe, "model", *pipeline_knobs(pipe, qs, explicit)))

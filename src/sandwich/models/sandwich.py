@@ -169,10 +169,31 @@ class SandwichModel(nn.Module):
             size = (info.height, info.width)
         else:
             size = (dec.shape[0] * k, dec.shape[1] * k)
+        step = float(np.mean(self.real.luma_qtable(data))) if self.quality_input else None
+        return self.reconstruct(dec, size, step)
+
+    @torch.inference_mode()
+    def reconstruct(
+        self, decoded: np.ndarray, size: tuple[int, int], luma_step: float | None = None
+    ) -> np.ndarray:
+        """Post-process a decoded bottleneck, (h, w) or (h, w, C) uint8, to (H, W, 3) uint8.
+
+        The decoded image may come from any real codec (the file's JPEG, or WebP/AVIF/HEIC/JPEG
+        XL carrying the same bottleneck). ``luma_step``: the mean luma quantisation step the
+        quality input is computed from (JPEG's; ignored unless the model takes the quality;
+        without it, a model that takes the quality is told JPEG quality 75).
+        """
+        dec = decoded[:, :, None] if decoded.ndim == 2 else decoded
+        if dec.shape[2] != self.scenario.bottleneck_channels:
+            raise SandwichError(
+                f"the decoded bottleneck has {dec.shape[2]} channel(s) but model {self.name!r} "
+                f"expects {self.scenario.bottleneck_channels}"
+            )
         y = torch.from_numpy(np.array(dec, copy=True)).permute(2, 0, 1)[None].float()
         cond = None
-        if self.quality_input:
-            step = torch.tensor([float(np.mean(self.real.luma_qtable(data)))])
-            cond = quality_feature(step).to(self.device)
+        if self.quality_input and luma_step is not None:
+            cond = quality_feature(torch.tensor([luma_step])).to(self.device)
+        elif self.quality_input:
+            cond = quality_to_feature(75, 1).to(self.device)
         x_hat = self.post(y.to(self.device), size, cond).round().clamp(0, 255).to(torch.uint8)
         return x_hat[0].permute(1, 2, 0).cpu().numpy()
