@@ -8,7 +8,6 @@ bpp, per image) to the codec's bpp, so both columns stand at the same rate.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 
@@ -16,13 +15,9 @@ import numpy as np
 
 from sandwich.evaluation.baselines import JpegBaseline
 from sandwich.evaluation.metrics import ms_ssim, psnr
+from sandwich.evaluation.quality import to_db as msssim_db
 
 JPEG_QUALITIES = [1, 2, 3, 4, *range(5, 96, 5)]
-
-
-def msssim_db(v: float) -> float:
-    """MS-SSIM on a dB scale, -10 log10(1 - v): spreads values near 1 for curve fitting."""
-    return -10.0 * math.log10(max(1e-10, 1.0 - v))
 
 
 def codec_rows(model, images: dict[str, np.ndarray], progress: Callable | None = None) -> list:
