@@ -47,3 +47,21 @@ def test_eval_runs_a_transplanted_model(run_cli, small_png, tmp_path: Path) -> N
     assert len(knobs) >= 5
     code, _, err = run_cli(["eval", src, "-m", "gray-modem@bmp", "-b", "avif"])
     assert code != 0 and "cannot put" in err
+
+
+def test_results_page(run_cli, small_png, tmp_path: Path, monkeypatch) -> None:
+    import sandwich.commands.results_cmd as rc
+
+    small_png("val/a.png", size=(48, 64))
+    recipes = [
+        ("gray", ["-m", "gray-modem", "-b", "jpeg-gray", "--qualities", "30,60"]),
+        ("absent", ["-m", "gray-jpeg", "-b", "jpeg-gray", "--qualities", "30,60"]),
+    ]
+    monkeypatch.setattr(rc, "RECIPES", recipes)
+    monkeypatch.setattr("sandwich.zoo.weights_dir", lambda: tmp_path / "no-weights")
+    out = tmp_path / "results.md"
+    code, _, err = run_cli(["results", tmp_path / "val", "-o", out])
+    assert code == 0, err
+    text = out.read_text()
+    assert "`a.png`" in text and "## gray" in text and "gray-modem" in text
+    assert "Not evaluated" in text and "gray-jpeg" in text

@@ -16,6 +16,7 @@ COMMAND_MODULES = {
     "demo_cmd": False,
     "eval_cmd": False,
     "plot_cmd": False,
+    "results_cmd": False,
     "bench_models": True,
     "bench_modem": True,
     "bench_proxy": True,
