@@ -78,3 +78,34 @@ def test_train_rnn_resume_is_exact(tmp_path: Path, sample_full: np.ndarray) -> N
     lb = (tmp_path / "B" / "log.jsonl").read_text().splitlines()
     strip = [{k: v for k, v in json.loads(x).items() if k != "elapsed_s"} for x in la]
     assert strip == [{k: v for k, v in json.loads(x).items() if k != "elapsed_s"} for x in lb]
+
+
+def test_large_checkpoints_are_split_and_resume_exactly(
+    tmp_path: Path, sample_full: np.ndarray, monkeypatch
+) -> None:
+    import sandwich.training.checkpoint as ck
+
+    monkeypatch.setattr(ck, "SHARD_BYTES", 2_000_000)  # above the largest single tensor
+    data = _data(tmp_path / "data", sample_full)
+
+    def cfg(out: Path) -> ProgressiveTrainConfig:
+        return ProgressiveTrainConfig(
+            data=str(data), out=str(out), steps=3, batch=1, patch=32, iterations=1,
+            iterations_start=1, threads=1, ckpt_every=100, preset="cpu-s",
+        )  # fmt: skip
+
+    a = train_progressive(cfg(tmp_path / "A"), progress=False)
+    train_progressive(cfg(tmp_path / "B"), progress=False, stop_after=2)
+    shards = sorted((tmp_path / "B").glob("checkpoint.optim-*.safetensors"))
+    assert len(shards) >= 2
+    assert all(f.stat().st_size <= 2_000_000 + 10_000 for f in shards)
+    b = train_progressive(cfg(tmp_path / "B"), resume=True, progress=False)
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+    shards[0].write_bytes(shards[1].read_bytes())  # a shard from another place: refused
+    import pytest
+
+    from sandwich.errors import SandwichError
+
+    with pytest.raises(SandwichError, match="not from the same save"):
+        train_progressive(cfg(tmp_path / "B"), resume=True, progress=False)

@@ -3,10 +3,16 @@
 Tensors: the model (``model/<name>``), the optimiser state (``optim/<param index>/<key>``) and the
 random-number generator states (``rng/...``, uint8). JSON in the file's metadata: the step, the
 run config, the optimiser's param groups and the scheduler state.
+
+A checkpoint larger than :data:`SHARD_BYTES` is split: the optimiser tensors go to
+``<name>.optim-<k>.safetensors`` files of at most that size (so every file stays committable
+under the project's 10 MB per-file limit), written before the main file, whose metadata lists
+them with their SHA-256, so a main file never pairs with shards of another save.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -45,9 +51,62 @@ def save_checkpoint(
         "optim_scalars": json.dumps(scalars),
         "sched": json.dumps(sched.state_dict()),
     }
+    shards = _split(tensors)
+    names = []
+    for k, shard in enumerate(shards[1:], start=1):
+        shard_path = path.with_name(f"{path.stem}.optim-{k}{path.suffix}")
+        _atomic_save(shard, shard_path, {})
+        names.append([shard_path.name, hashlib.sha256(shard_path.read_bytes()).hexdigest()])
+    for old in path.parent.glob(f"{path.stem}.optim-*{path.suffix}"):
+        if old.name not in {n for n, _ in names}:
+            old.unlink()
+    meta["shards"] = json.dumps(names)
+    _atomic_save(shards[0], path, meta)
+
+
+SHARD_BYTES = 9_000_000
+
+
+def _nbytes(tensors: dict[str, torch.Tensor]) -> int:
+    return sum(v.numel() * v.element_size() for v in tensors.values())
+
+
+def _split(tensors: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    """[main, shard 1, ...]: model and RNG tensors in main, optimiser tensors filled in after
+    them, a new shard whenever the current file would pass SHARD_BYTES."""
+    current = {k: v for k, v in tensors.items() if not k.startswith("optim/")}
+    files, used = [current], _nbytes(current)
+    for k, v in tensors.items():
+        if not k.startswith("optim/"):
+            continue
+        n = v.numel() * v.element_size()
+        if current and used + n > SHARD_BYTES:
+            current, used = {}, 0
+            files.append(current)
+        current[k] = v
+        used += n
+    return files
+
+
+def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, meta: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".part")
     save_file(tensors, str(tmp), metadata=meta)
     os.replace(tmp, path)
+
+
+def _load_all(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors of a checkpoint and its shards (checked against their recorded hashes), meta."""
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    for name, digest in json.loads(meta.get("shards", "[]")):
+        shard = path.with_name(name)
+        if not shard.is_file() or hashlib.sha256(shard.read_bytes()).hexdigest() != digest:
+            from sandwich.errors import SandwichError
+
+            raise SandwichError(f"{shard}: missing or not from the same save as {path.name}")
+        tensors.update(load_file(str(shard)))
+    return tensors, meta
 
 
 def read_meta(path: Path) -> dict:
@@ -62,9 +121,7 @@ def load_checkpoint(path: Path, model, opt, sched, gen, device, rank: int = 0) -
     Rank ``r`` > 0 of a distributed run restores its own torch RNG state when the checkpoint has
     one (a run resumed with more processes than it was saved with starts those from rank 0's).
     """
-    tensors = load_file(str(path))
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
+    tensors, meta = _load_all(path)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
     state: dict[int, dict] = {}
     for k, v in tensors.items():
