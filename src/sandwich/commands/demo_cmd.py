@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
 
         from sandwich.errors import SandwichError
         from sandwich.evaluation.metrics import psnr
-        from sandwich.io import check_writable, load_rgb, save_png
+        from sandwich.io import check_writable, load_rgb, save_png, to_8bit
         from sandwich.zoo import DEFAULT_MODEL, load_model
 
         if not 1 <= quality <= 100:
@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
         h, w = img.shape[:2]
         net = load_model(model or DEFAULT_MODEL)
         data = net.compress(img, quality)
-        rec = net.decompress(data)
+        rec = to_8bit(net.decompress(data))  # a 16-bit model's output, shown in 8 bits
         bpp = 8 * len(data) / (h * w)
         rows = [(f"sandwich {net.name} (q={quality})", bpp, psnr(img, rec))]
         q420, d420, r420 = _closest_jpeg(img, bpp, "4:2:0")

@@ -86,11 +86,12 @@ def register(app: typer.Typer) -> None:
         from sandwich.commands.common import console as make_console
         from sandwich.commands.common import expand_images, write_json
         from sandwich.evaluation.baselines import BASELINES, ModelPipeline
-        from sandwich.evaluation.harness import Entry, pipeline_knobs
+        from sandwich.evaluation.harness import Entry, pipeline_bit_depth, pipeline_knobs
         from sandwich.evaluation.harness import evaluate as run
         from sandwich.evaluation.progressive_eval import ProgressivePipeline
-        from sandwich.evaluation.quality import available_metrics
-        from sandwich.io import atomic_write_bytes, load_rgb
+        from sandwich.evaluation.quality import available_metrics, for_bit_depth
+        from sandwich.io import atomic_write_bytes, load_rgb, load_rgb16
+        from sandwich.scenarios import get_scenario
         from sandwich.zoo import get_entry, load_model
 
         command = _command_line(
@@ -117,22 +118,32 @@ def register(app: typer.Typer) -> None:
             names = list(dict.fromkeys(names))
         chosen = available_metrics(names)
         anchors = list(dict.fromkeys(anchor)) or [baseline[0] if baseline else model[0]]
+        depths = [8]
         for m in model:
-            get_entry(m.split("@")[0])  # unknown names fail before any work
+            e = get_entry(m.split("@")[0])  # unknown names fail before any work
+            if e.kind == "sandwich":
+                depths.append(get_scenario(e.scenario).bit_depth)
         if out is not None and out.exists() and not out.is_dir():
             raise SandwichError(f"{out}: exists and is not a folder")
+        base_pipes = {b: BASELINES[b]() for b in baseline}
+        depths += [pipeline_bit_depth(pipe) for pipe in base_pipes.values()]
+        # with a 16-bit pipeline, images are read as 16 bits (8-bit files scaled by 257), the
+        # 8-bit pipelines get them rounded to 8 bits, and PSNR is on the 16-bit scale
+        deep = max(depths) > 8
+        if deep:
+            chosen = for_bit_depth(chosen, 16)
 
         files = expand_images(data)
         images, image_files = {}, []
         for f in files:
             key = f.name if f.name not in images else str(f)
-            images[key] = load_rgb(f)
+            images[key] = load_rgb16(f) if deep else load_rgb(f)
             h, w = images[key].shape[:2]
             image_files.append({"name": key, "path": str(f), "height": h, "width": w})
 
         entries = []
         for b in baseline:
-            pipe = BASELINES[b]()
+            pipe = base_pipes[b]
             entries.append(Entry(pipe, "baseline", *pipeline_knobs(pipe, qs, explicit)))
         for m in model:
             zoo_name, _, other_codec = m.partition("@")
@@ -187,7 +198,9 @@ def _print_tables(console, results: dict, metrics: dict) -> None:
     from sandwich.evaluation.report import bd_unit, fmt_delta, fmt_value, table_label
 
     n = len(results["images"])
-    table = Table(title=f"mean over {n} image(s)")
+    deep = results.get("bit_depth", 8) > 8
+    title = f"mean over {n} image(s)" + (", 16-bit (PSNR peak 65535)" if deep else "")
+    table = Table(title=title)
     for col in ["pipeline", "knob", "bpp", *[table_label(m) for m in metrics.values()]]:
         table.add_column(col, justify="left" if col == "pipeline" else "right")
     for name, c in results["curves"].items():

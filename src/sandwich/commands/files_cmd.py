@@ -138,8 +138,9 @@ def register(app: typer.Typer) -> None:
         """Compress to a standard JPEG (bottleneck) with a marker naming the model.
 
         Progressive models (``rnn``) write a .sndr file instead, cut after --iterations.
+        16-bit models (``hdr16-jpeg``) also take 16-bit PNGs.
         """
-        from sandwich.io import atomic_write_bytes, check_writable, load_rgb
+        from sandwich.io import atomic_write_bytes, check_writable, load_rgb, load_rgb16
         from sandwich.zoo import DEFAULT_MODEL, get_entry, load_model
 
         if target_bpp is not None and target_bpp <= 0:
@@ -159,7 +160,8 @@ def register(app: typer.Typer) -> None:
 
         def one(src: Path, dst: Path) -> None:
             check_writable(dst, force)
-            img = load_rgb(src)
+            # 16-bit models take 16-bit images (8-bit ones scaled by 257); others 8-bit only
+            img = load_rgb16(src) if net.scenario.bit_depth > 8 else load_rgb(src)
             pixels = img.shape[0] * img.shape[1]
             if target_bpp is not None:
                 q, data = search_quality(lambda qq: net.compress(img, qq), pixels, target_bpp)
@@ -178,7 +180,9 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(None, "--model", "-m", help="model for JPEGs without marker"),
         force: bool = typer.Option(False, help="overwrite existing outputs"),
     ) -> None:
-        """Decode a sandwich JPEG (model from its marker) to PNG; plain JPEGs decode as JPEG."""
+        """Decode a sandwich JPEG (model from its marker) to PNG; plain JPEGs decode as JPEG.
+
+        16-bit models (``hdr16-jpeg``) write 16-bit PNGs."""
         from sandwich.bitstream import is_rnn_file
         from sandwich.container import read_marker
         from sandwich.io import check_writable, save_png

@@ -23,7 +23,7 @@ def _widths(text: str) -> list[int]:
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
-        scenario: str = typer.Option(..., help="rgb, gray, lowres2 or lowres4"),
+        scenario: str = typer.Option(..., help="rgb, gray, lowres2, lowres4, hdr16, ..."),
         data: Path = typer.Option(..., help="folder of training images (see `sandwich data`)"),
         out: Path = typer.Option(..., help="run folder: checkpoint, log.jsonl, model.safetensors"),
         steps: int = typer.Option(4000, help="total optimiser steps"),

@@ -12,6 +12,17 @@ reachable.  The corpus is therefore assembled from:
 Every JPEG-sourced image is downscaled by an integer factor with an antialiasing filter to hide
 the artefacts of its source, then centre-cropped so both sides are multiples of 16, and saved as
 8-bit RGB PNG.  ``OUT/manifest.json`` records where each image came from and under which licence.
+
+With ``bit_depth=16`` (``sandwich data --bit-depth 16``, default folder ``data/corpus16``) the same
+sources, split, factors and crops give 16-bit RGB PNGs instead: the downscaling runs in float on
+each channel (the same Lanczos filter, no rounding in between) and the result x (0..255 floats)
+is stored as round(257 x). Averaging over a 2-6x downscale makes genuinely more than 8 bits of
+precision out of 8-bit photos, which is what the ``hdr16`` scenario trains on. (Validation images
+coded at factor 1 are 8-bit content times 257.) libjxl-testdata also ships truly 16-bit PNGs
+(``jxl/hdr_room.png`` and 64x64 crops in linear or wide-gamut colour spaces), but none of them is
+a validation source of this corpus (its validation files from that package, ``flower.png`` and the
+``*_srgb8.png`` photos, are 8-bit), so they are left out: the validation set stays the same images
+at both bit depths.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from sandwich.errors import SandwichError
+from sandwich.io import encode_png16, load_image, stored_bits
 from sandwich.io import list_images as list_images  # re-exported for corpus users
 
 MULTIPLE = 16  # both sides of every corpus image are multiples of this
@@ -69,6 +81,35 @@ def to_rgb8(img: Image.Image) -> Image.Image:
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
     return img.convert("RGB")
+
+
+def to_rgb_float(img: Image.Image) -> np.ndarray:
+    """Any PIL image as (H, W, 3) float32 RGB on the 0..255 scale without rounding: 16-bit
+    greys are divided by 257, other images go through :func:`to_rgb8`."""
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        gray = np.clip(arr * (255.0 / peak), 0.0, 255.0).astype(np.float32)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    return np.asarray(to_rgb8(img), dtype=np.float32)
+
+
+def downscale_float(arr: np.ndarray, factor: int) -> np.ndarray:
+    """:func:`downscale` of an (H, W, 3) float array: the same Lanczos filter and crop, run on
+    each channel as a 32-bit float image (Pillow mode ``F``), so nothing is rounded to 8 bits."""
+    if factor < 1:
+        raise ValueError(f"downscale factor must be >= 1, got {factor}")
+    if factor == 1:
+        return arr.astype(np.float32)
+    h, w = arr.shape[0] // factor, arr.shape[1] // factor
+    if w < 1 or h < 1:
+        raise ValueError(f"image {arr.shape[1]}x{arr.shape[0]} too small for factor {factor}")
+    box = (0, 0, w * factor, h * factor)
+    planes = []
+    for c in range(arr.shape[2]):
+        plane = Image.fromarray(np.ascontiguousarray(arr[:, :, c], dtype=np.float32))
+        planes.append(np.asarray(plane.resize((w, h), Image.Resampling.LANCZOS, box=box)))
+    return np.stack(planes, axis=2)
 
 
 def downscale(img: Image.Image, factor: int) -> Image.Image:
@@ -392,16 +433,40 @@ def _debian_items(
 # ------------------------------------------------------------------------------------ building
 
 
-def _convert(item: _Item, dest: Path) -> dict:
+def _convert16(item: _Item, dest: Path) -> tuple[tuple[int, int], int, tuple, tuple[int, int]]:
+    """The 16-bit version of :func:`_convert`: float downscale, round(257 x), 16-bit PNG.
+
+    Returns (original size, factor, crop box, final size)."""
     with Image.open(item.path) as src:
-        img = ImageOps.exif_transpose(src)
-        img = to_rgb8(img)
-    original = img.size
+        deep = stored_bits(src) > 8 and src.mode == "RGB"
+        if not deep:
+            arr = to_rgb_float(ImageOps.exif_transpose(src))
+    if deep:  # a 16-bit colour PNG: Pillow would keep only 8 bits of it
+        arr = load_image(item.path).astype(np.float32) / np.float32(257.0)
+    original = (arr.shape[1], arr.shape[0])
     factor = item.factor if item.factor is not None else train_factor(*original)
-    img = downscale(img, factor)
-    box = crop_box(*img.size)
-    img = img.crop(box)
-    img.save(dest, format="PNG", optimize=False, compress_level=6)
+    arr = downscale_float(arr, factor)
+    box = crop_box(arr.shape[1], arr.shape[0])
+    arr = arr[box[1] : box[3], box[0] : box[2]]
+    x16 = np.clip(np.rint(arr.astype(np.float64) * 257.0), 0, 65535).astype(np.uint16)
+    dest.write_bytes(encode_png16(x16))
+    return original, factor, box, (x16.shape[1], x16.shape[0])
+
+
+def _convert(item: _Item, dest: Path, bit_depth: int = 8) -> dict:
+    if bit_depth > 8:
+        original, factor, box, final = _convert16(item, dest)
+    else:
+        with Image.open(item.path) as src:
+            img = ImageOps.exif_transpose(src)
+            img = to_rgb8(img)
+        original = img.size
+        factor = item.factor if item.factor is not None else train_factor(*original)
+        img = downscale(img, factor)
+        box = crop_box(*img.size)
+        img = img.crop(box)
+        img.save(dest, format="PNG", optimize=False, compress_level=6)
+        final = img.size
     entry = {
         "file": dest.relative_to(dest.parent.parent).as_posix(),
         "split": item.split,
@@ -411,7 +476,7 @@ def _convert(item: _Item, dest: Path) -> dict:
         "original_size": list(original),
         "downscale": factor,
         "crop": list(box),
-        "final_size": list(img.size),
+        "final_size": list(final),
         "licence": item.licence,
     }
     if item.copyright:
@@ -456,24 +521,36 @@ def _reuse_cache(old_cache: Path, new_cache: Path) -> None:
     if not old_cache.is_dir():
         return
     for deb in old_cache.glob("*.deb"):
-        target = new_cache / deb.name
-        try:
-            os.link(deb, target)
-        except OSError:
-            shutil.copy2(deb, target)
+        _reuse_cache_file(deb, new_cache / deb.name)
+
+
+def _reuse_cache_file(deb: Path, target: Path) -> None:
+    try:
+        os.link(deb, target)
+    except OSError:
+        shutil.copy2(deb, target)
 
 
 def build_corpus(
-    out: Path, debian: bool = True, force: bool = False, progress: bool = True
+    out: Path,
+    debian: bool = True,
+    force: bool = False,
+    progress: bool = True,
+    bit_depth: int = 8,
+    deb_cache: Path | None = None,
 ) -> dict:
     """Build the corpus in ``out`` (``train/``, ``val/``, ``manifest.json``); return the manifest.
 
     With ``debian=False`` only the validation images from Python wheels are built (``train/``
-    stays empty).  The corpus is assembled in a temporary folder next to ``out`` and renamed at
-    the end, so an interrupted run never leaves a half-built corpus behind.
+    stays empty). ``bit_depth=16`` writes 16-bit PNGs of the same images (see the module notes).
+    ``deb_cache``: another corpus folder whose downloaded .deb files are reused (e.g. the 8-bit
+    corpus when building the 16-bit one). The corpus is assembled in a temporary folder next to
+    ``out`` and renamed at the end, so an interrupted run never leaves a half-built corpus behind.
     """
     from tqdm.auto import tqdm
 
+    if bit_depth not in (8, 16):
+        raise SandwichError(f"--bit-depth {bit_depth}: use 8 or 16")
     out = Path(out).absolute()
     replace = _check_out(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -499,6 +576,10 @@ def build_corpus(
             cache.mkdir(parents=True)
             work.mkdir()
             _reuse_cache(out / ".cache" / "deb", cache)
+            if deb_cache is not None:
+                for deb in (Path(deb_cache) / ".cache" / "deb").glob("*.deb"):
+                    if not (cache / deb.name).exists():
+                        _reuse_cache_file(deb, cache / deb.name)
             deb_items, deb_packages = _debian_items(cache, work, tmp, say, skipped)
             items = deb_items + items
             packages.update(deb_packages)
@@ -508,7 +589,7 @@ def build_corpus(
 
         images = []
         for item in tqdm(items, desc="corpus", unit="img", disable=not progress, file=sys.stderr):
-            images.append(_convert(item, tmp / item.split / f"{item.name}.png"))
+            images.append(_convert(item, tmp / item.split / f"{item.name}.png", bit_depth))
         if debian:
             shutil.rmtree(tmp / ".cache" / "extract")
 
@@ -520,6 +601,7 @@ def build_corpus(
             "multiple": MULTIPLE,
             "train_max_side": TRAIN_MAX_SIDE,
             "resample": "LANCZOS",
+            "bit_depth": bit_depth,
             "totals": _totals(images),
             "packages": packages,
             "skipped": skipped,

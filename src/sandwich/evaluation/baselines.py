@@ -2,7 +2,8 @@
 
 Every method maps an (H, W, 3) uint8 RGB image and a quality (JPEG's, or the codec's own scale
 for :class:`CodecBaseline`) to (file bytes, reconstruction), the bytes being exactly what would be
-stored, so bpp = 8 * len(bytes) / (H * W).
+stored, so bpp = 8 * len(bytes) / (H * W). The high-bit-depth pipelines (:class:`HdrBaseline`,
+and models of 16-bit scenarios) take and return uint16 instead and say so in ``bit_depth``.
 
 Each pipeline's ``qualities`` attribute is its default sweep. The other codecs' quality knobs
 differ from JPEG's (see :class:`CodecBaseline`); their sweeps were picked to span about the rates
@@ -19,6 +20,7 @@ from sandwich.codecs.avif import AvifCodec
 from sandwich.codecs.base import RealImageCodec
 from sandwich.codecs.heic import HeicCodec
 from sandwich.codecs.jpeg import JpegCodec
+from sandwich.codecs.jpeg12 import Jpeg12Codec
 from sandwich.codecs.jxl import JxlCodec
 from sandwich.codecs.webp import WebpCodec
 from sandwich.nets.resample import downsample, upsample
@@ -32,6 +34,9 @@ WEBP_QUALITIES = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 AVIF_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 JXL_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 HEIC_QUALITIES = (10, 20, 30, 40, 50, 60, 65, 70, 75)
+# 12-bit JPEG with the IJG tables: quality 1 is already about 1.7 bpp on 16-bit photos (the
+# tables stop at 255, 16x finer than in 8 bits); 1..50 spans about 8-bit JPEG 70..95's rates.
+HDR_JPEG12_QUALITIES = (1, 3, 5, 10, 15, 20, 30, 50)
 
 
 class JpegBaseline:
@@ -117,11 +122,48 @@ class CodecBaseline:
         return data, dec
 
 
+class HdrBaseline:
+    """16-bit RGB through a codec of lower bit depth: scaled to its range, coded, scaled back.
+
+    ``hdr-8bit`` rounds to 8 bits (x16 / 257), codes 4:2:0 JPEG and multiplies the decoded image
+    by 257: the 8-bit ceiling a 16-bit sandwich is compared with (an untrained ``hdr16`` model
+    is exactly this pipeline). ``hdr-jpeg12`` codes round(x16 * 4095 / 65535) as a 12-bit JPEG
+    (its own quality scale, see :class:`~sandwich.codecs.jpeg12.Jpeg12Codec`). Images are uint16
+    (H, W, 3) (uint8 is taken as 8-bit content, x * 257); reconstructions are uint16.
+    """
+
+    bit_depth = 16
+
+    def __init__(self, codec: RealImageCodec, name: str, qualities: tuple[float, ...]):
+        self.codec, self.name, self.qualities = codec, name, tuple(qualities)
+        self.codec_peak = (1 << int(getattr(codec, "bit_depth", 8))) - 1
+
+    def roundtrip(self, image: np.ndarray, quality: float) -> tuple[bytes, np.ndarray]:
+        from sandwich.io import to_16bit
+
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype not in (np.uint8, np.uint16):
+            raise ValueError(
+                f"{self.name} takes uint16 (H, W, 3) images, got {image.dtype} {image.shape}"
+            )
+        x = to_16bit(image).astype(np.float64)
+        arr = np.rint(x * (self.codec_peak / 65535.0))
+        arr = arr.astype(np.uint8 if self.codec_peak == 255 else np.uint16)
+        data = self.codec.encode(np.ascontiguousarray(arr), quality)
+        dec = self.codec.decode(data).astype(np.float64)
+        rec = np.clip(np.rint(dec * (65535.0 / self.codec_peak)), 0, 65535).astype(np.uint16)
+        return data, rec
+
+
 class ModelPipeline:
     """A sandwich model's real file round trip (marker included in the bytes)."""
 
     def __init__(self, model, name: str):
         self.model, self.name = model, name
+
+    @property
+    def bit_depth(self) -> int:
+        """Bit depth of the images the model takes and returns (16 for ``hdr16``)."""
+        return int(getattr(getattr(self.model, "scenario", None), "bit_depth", 8))
 
     def roundtrip(self, image: np.ndarray, quality: int) -> tuple[bytes, np.ndarray]:
         data = self.model.compress(image, quality)
@@ -138,4 +180,6 @@ BASELINES = {
     "avif": lambda: CodecBaseline(AvifCodec("4:2:0"), "avif", AVIF_QUALITIES),
     "jxl": lambda: CodecBaseline(JxlCodec(), "jxl", JXL_QUALITIES),
     "heic": lambda: CodecBaseline(HeicCodec("4:2:0"), "heic", HEIC_QUALITIES),
+    "hdr-8bit": lambda: HdrBaseline(JpegCodec("4:2:0"), "hdr-8bit", JPEG_QUALITIES),
+    "hdr-jpeg12": lambda: HdrBaseline(Jpeg12Codec("4:2:0"), "hdr-jpeg12", HDR_JPEG12_QUALITIES),
 }

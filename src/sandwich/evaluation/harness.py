@@ -53,6 +53,32 @@ class Entry:
         }
 
 
+def pipeline_bit_depth(pipe) -> int:
+    """Bit depth of the images a pipeline takes and returns: its ``bit_depth`` (16 for the hdr
+    baselines and models), that of its sandwich model's scenario, else 8."""
+    depth = getattr(pipe, "bit_depth", None)
+    if depth is None:
+        depth = getattr(getattr(getattr(pipe, "model", None), "scenario", None), "bit_depth", 8)
+    return int(depth)
+
+
+def pipeline_input(pipe, image: np.ndarray) -> np.ndarray:
+    """``image`` as the pipeline takes it: 16-bit images go to 8-bit pipelines rounded to 8 bits
+    (round(x / 257)); everything else as it is."""
+    from sandwich.io import to_8bit
+
+    if image.dtype == np.uint16 and pipeline_bit_depth(pipe) <= 8:
+        return to_8bit(image)
+    return image
+
+
+def display(image: np.ndarray) -> np.ndarray:
+    """An image for the report's crops: 8 bits (16-bit images rounded, round(x / 257))."""
+    from sandwich.io import to_8bit
+
+    return to_8bit(image) if image.dtype == np.uint16 else image
+
+
 def _number(q) -> int | float:
     return int(q) if float(q).is_integer() else float(q)
 
@@ -168,7 +194,13 @@ def sweep(
     metric) and, if ``crops_for`` names pipelines, the side-by-side panels of each image: the
     original, ``anchor`` and the ``crops_for`` pipelines at rate-matched knobs
     (:func:`match_knobs`), and the bottleneck of each sandwich model among them.
+
+    16-bit images (uint16, for runs with high-bit-depth pipelines) reach 8-bit pipelines rounded
+    to 8 bits, and their 8-bit reconstructions are scaled back by 257 before the metrics (which
+    must then be :func:`~sandwich.evaluation.quality.for_bit_depth`'s); crops are shown in 8 bits.
     """
+    from sandwich.io import to_16bit
+
     rows: list[dict] = []
     panels: dict[str, list[Panel]] = {}
     for name, img in images.items():
@@ -179,7 +211,9 @@ def sweep(
         bpps: dict[str, dict[int, float]] = {}
         for e in entries:
             for k in e.knobs:
-                data, rec = e.pipe.roundtrip(img, k)
+                data, rec = e.pipe.roundtrip(pipeline_input(e.pipe, img), k)
+                if img.dtype == np.uint16:
+                    rec = to_16bit(rec)
                 values = measure(metrics, img, rec)
                 bpp = 8 * len(data) / (h * w)
                 rows.append(
@@ -195,7 +229,7 @@ def sweep(
                     }
                 )
                 if crops_for and (e.name in crops_for or e.name == anchor):
-                    recs[(e.name, k)] = (np.ascontiguousarray(rec[y0:y1, x0:x1]), values)
+                    recs[(e.name, k)] = (display(np.ascontiguousarray(rec[y0:y1, x0:x1])), values)
                     bpps.setdefault(e.name, {})[k] = bpp
                 if progress is not None:
                     progress()
@@ -207,7 +241,7 @@ def sweep(
 def _panels(entries, img, box, recs, bpps, anchor, crops_for) -> list[Panel]:
     y0, x0, y1, x1 = box
     choice = match_knobs(bpps, anchor)
-    out = [Panel("original", "original", None, None, None, img[y0:y1, x0:x1].copy())]
+    out = [Panel("original", "original", None, None, None, display(img[y0:y1, x0:x1].copy()))]
     by_name = {e.name: e for e in entries}
     order = [anchor] + [n for n in crops_for if n != anchor and n in bpps]
     for n in order:
@@ -217,7 +251,7 @@ def _panels(entries, img, box, recs, bpps, anchor, crops_for) -> list[Panel]:
         out.append(Panel(label, "reconstruction", n, k, bpps[n][k], crop, values))
         model = e.bottleneck_model
         if model is not None:
-            b = model.bottleneck_image(img, k)
+            b = model.bottleneck_image(pipeline_input(e.pipe, img), k)
             bc = bottleneck_crop(b, box, int(getattr(model.scenario, "downscale", 1)))
             out.append(Panel(f"{n} bottleneck", "bottleneck", n, k, bpps[n][k], bc))
     return out
@@ -383,4 +417,6 @@ def evaluate(
         "per_image": per_image(rows, entries, metrics, anchor) if anchor else [],
         "rows": rows,
     }
+    if any(a.dtype == np.uint16 for a in images.values()):
+        results["bit_depth"] = 16  # 16-bit images: PSNR on the 16-bit scale (peak 65535)
     return results, panels

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -168,6 +168,39 @@ def available_metrics(names: list[str] | None = None) -> dict[str, Metric]:
                 "LPIPS is not available in this install (sandwich.evaluation.perceptual or its "
                 "weights are missing); leave it out of --metrics"
             )
+    return out
+
+
+def for_bit_depth(metrics: dict[str, Metric], bit_depth: int) -> dict[str, Metric]:
+    """The metrics for uint16 images of ``bit_depth`` > 8 bits (``metrics`` as they are for 8).
+
+    PSNR and PSNR-Y are computed on the images' own scale (peak 2**b - 1, 65535 for 16 bits; in
+    dB as always: the same number as on the 0..255 float scale x / 257). Every other metric sees
+    both images rounded to 8 bits (round(x / 257)).
+    """
+    if bit_depth <= 8:
+        return metrics
+    peak = float((1 << bit_depth) - 1)
+    to8 = 255.0 / peak
+
+    def eight(image: np.ndarray) -> np.ndarray:
+        return np.clip(np.rint(np.asarray(image, np.float64) * to8), 0, 255).astype(np.uint8)
+
+    def on_8bit(fn):
+        return lambda ref, rec: fn(eight(ref), eight(rec))
+
+    out = {}
+    for k, m in metrics.items():
+        if k == "psnr":
+            fn = lambda ref, rec: psnr(ref, rec, peak)  # noqa: E731
+            note = f"over all RGB samples, {bit_depth}-bit scale (peak {peak:.0f})"
+        elif k == "psnr_y":
+            fn = lambda ref, rec: psnr(luma(ref), luma(rec), peak)  # noqa: E731
+            note = f"BT.601 full-range luma (unrounded), {bit_depth}-bit scale (peak {peak:.0f})"
+        else:
+            fn = on_8bit(m.fn)
+            note = f"{m.note}; on the images rounded to 8 bits" if m.note else "rounded to 8 bits"
+        out[k] = replace(m, fn=fn, note=note)
     return out
 
 

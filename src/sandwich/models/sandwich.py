@@ -129,11 +129,40 @@ class SandwichModel(nn.Module):
         return SandwichOutput(x_hat, b, out.x_hat, out.bits, out.bits / (h * w))
 
     # ------------------------------------------------------------------ real use
+    @property
+    def sample_dtype(self) -> type:
+        """dtype of the images ``compress`` takes and ``decompress`` returns (uint8 or uint16)."""
+        return np.uint8 if self.scenario.bit_depth <= 8 else np.uint16
+
     def _to_tensor(self, image: np.ndarray) -> Tensor:
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        """(H, W, 3) image -> (1, 3, H, W) float on the networks' 0..255 scale.
+
+        8-bit scenarios take uint8. High-bit-depth scenarios take uint16 with values up to
+        ``scenario.peak`` (divided by peak / 255, e.g. 257: the fractions keep the precision), and
+        uint8 as 8-bit content (the same as that image scaled by 257).
+        """
+        deep = self.scenario.bit_depth > 8
+        ok = (np.uint8, np.uint16) if deep else (np.uint8,)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype not in ok:
+            if deep:
+                raise SandwichError(
+                    f"model {self.name!r} takes {self.scenario.bit_depth}-bit (uint16) or 8-bit "
+                    "RGB images (H, W, 3)"
+                )
             raise SandwichError("sandwich models take 8-bit RGB images (H, W, 3)")
-        t = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None].float()
+        t = torch.from_numpy(np.array(image, copy=True).astype(np.float32)).permute(2, 0, 1)[None]
+        if image.dtype == np.uint16:
+            t = t / (self.scenario.peak / 255.0)
         return t.to(self.device)
+
+    def _from_output(self, y: Tensor) -> np.ndarray:
+        """(1, 3, H, W) post-processor output, 0..255 floats -> (H, W, 3) ``sample_dtype``."""
+        if self.scenario.bit_depth <= 8:
+            out = y.round().clamp(0, 255).to(torch.uint8)
+            return out[0].permute(1, 2, 0).cpu().numpy()
+        peak = self.scenario.peak
+        out = (y.double() * (peak / 255.0)).round().clamp(0, peak)
+        return out[0].permute(1, 2, 0).cpu().numpy().astype(np.uint16)
 
     @torch.inference_mode()
     def bottleneck_image(self, image: np.ndarray, quality: int = 75) -> np.ndarray:
@@ -144,14 +173,18 @@ class SandwichModel(nn.Module):
         return arr[:, :, 0] if arr.shape[2] == 1 else arr
 
     def compress(self, image: np.ndarray, quality: int) -> bytes:
-        """(H, W, 3) uint8 RGB -> a standard JPEG file carrying the sandwich marker."""
+        """(H, W, 3) RGB -> a standard JPEG file carrying the sandwich marker.
+
+        uint8 for 8-bit scenarios; uint16 (or uint8) for high-bit-depth ones (``hdr16``).
+        """
         h, w = image.shape[:2]
         data = self.real.encode(self.bottleneck_image(image, quality), quality)
         return insert_marker(data, MarkerInfo(self.name, self.version, h, w))
 
     @torch.inference_mode()
     def decompress(self, data: bytes) -> np.ndarray:
-        """A sandwich JPEG (with or without marker) -> (H, W, 3) uint8 RGB."""
+        """A sandwich JPEG (with or without marker) -> (H, W, 3) RGB of ``sample_dtype``
+        (uint8, or uint16 for high-bit-depth scenarios)."""
         info = read_marker(data)
         try:
             dec = self.real.decode(data)
@@ -176,7 +209,8 @@ class SandwichModel(nn.Module):
     def reconstruct(
         self, decoded: np.ndarray, size: tuple[int, int], luma_step: float | None = None
     ) -> np.ndarray:
-        """Post-process a decoded bottleneck, (h, w) or (h, w, C) uint8, to (H, W, 3) uint8.
+        """Post-process a decoded bottleneck, (h, w) or (h, w, C) uint8, to (H, W, 3) RGB of
+        ``sample_dtype`` (uint8, or uint16 for high-bit-depth scenarios).
 
         The decoded image may come from any real codec (the file's JPEG, or WebP/AVIF/HEIC/JPEG
         XL carrying the same bottleneck). ``luma_step``: the mean luma quantisation step the
@@ -195,5 +229,4 @@ class SandwichModel(nn.Module):
             cond = quality_feature(torch.tensor([luma_step])).to(self.device)
         elif self.quality_input:
             cond = quality_to_feature(75, 1).to(self.device)
-        x_hat = self.post(y.to(self.device), size, cond).round().clamp(0, 255).to(torch.uint8)
-        return x_hat[0].permute(1, 2, 0).cpu().numpy()
+        return self._from_output(self.post(y.to(self.device), size, cond))

@@ -10,11 +10,21 @@ lpips      as rgb, trained for LPIPS                     JPEG 4:2:0          ide
 gray       colour through a 1-channel bottleneck         JPEG 4:0:0 (gray)   chroma modem
 lowres2    3-channel bottleneck at half resolution       JPEG 4:2:0          bicubic
 lowres4    3-channel bottleneck at quarter resolution    JPEG 4:2:0          bicubic
+hdr16      16-bit RGB through an 8-bit bottleneck        JPEG 4:2:0          identity
 =========  ============================================  ==================  =========
 
 ``base`` is the analytic scheme an untrained sandwich starts from (the networks add residuals that
 start at zero): the plain codec for ``rgb``, chroma on DCT-aligned carriers for ``gray``,
 antialiased bicubic down/up for ``lowres``.
+
+``bit_depth`` is the bit depth of the images a scenario's models take and return (the bottleneck
+stays 8-bit: a real JPEG). The networks always work on floats in 0..255: an image with
+``bit_depth`` b enters as ``x / ((2**b - 1) / 255)`` (x16 / 257 for 16 bits; the fractional part
+carries the extra precision) and the post-processor's output leaves as
+``round(y * (2**b - 1) / 255)``, clipped to 0..2**b - 1. So ``hdr16`` is ``rgb`` with 16-bit input
+and output; an untrained ``hdr16`` model is "the 8-bit ceiling": round to 8 bits, plain JPEG,
+scale back. 10- and 12-bit content stored the PNG way (scaled to 16 bits) goes through ``hdr16``
+as it is.
 """
 
 from __future__ import annotations
@@ -35,6 +45,12 @@ class Scenario:
     description: str
     codec: str = "jpeg"
     distortion: str = "psnr"  # the training loss (see sandwich.training.losses)
+    bit_depth: int = 8  # bits per sample of the images in and out (the bottleneck stays 8-bit)
+
+    @property
+    def peak(self) -> int:
+        """Largest sample value of the images in and out: 255, or 65535 for 16 bits."""
+        return (1 << self.bit_depth) - 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,6 +91,16 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "lowres4": Scenario(
         "lowres4", "4:2:0", 3, 4, "resample", (10, 90), "full resolution through a 4x lower one"
+    ),
+    "hdr16": Scenario(
+        "hdr16",
+        "4:2:0",
+        3,
+        1,
+        "identity",
+        (10, 90),
+        "16-bit RGB through an 8-bit 4:2:0 JPEG",
+        bit_depth=16,
     ),
 }
 

@@ -23,25 +23,47 @@ def list_image_files(folder: str | Path) -> list[Path]:
     return files
 
 
+def _read_rgb(path: Path) -> np.ndarray:
+    """(H, W, 3) RGB of a training image: uint16 for 16-bit files (full precision), else uint8
+    (anything Pillow reads, converted to RGB)."""
+    from sandwich.io import load_image, stored_bits
+
+    with Image.open(path) as im:
+        if stored_bits(im) <= 8:
+            return np.asarray(im.convert("RGB"))
+    return load_image(path)
+
+
 class PatchSampler:
     """Holds a folder of RGB images in memory and draws random (N, 3, P, P) float patches, 0..255.
 
     Images are picked with probability proportional to their area; each patch gets a random
     position and random horizontal/vertical flips. All randomness comes from ``generator``, so a
     run that restores the generator state draws the same patches.
+
+    16-bit images (16-bit PNGs, e.g. from ``sandwich data --bit-depth 16``) are read at full
+    precision and come out as x16 / 257: floats on the same 0..255 scale whose fractions carry
+    the extra bits. If the folder holds any, its 8-bit images are kept as x8 * 257, which gives
+    back exactly x8. ``bit_depth`` is 16 then, else 8.
     """
 
     def __init__(self, folder: str | Path, patch: int):
         self.files = list_image_files(folder)
-        self.images: list[Tensor] = []
+        arrays = []
         for f in self.files:
-            with Image.open(f) as im:
-                arr = np.asarray(im.convert("RGB"))
+            arr = _read_rgb(f)
             if min(arr.shape[:2]) < patch:
                 continue
-            self.images.append(torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous())
-        if not self.images:
+            arrays.append(arr)
+        if not arrays:
             raise SandwichError(f"{folder}: no image is at least {patch}x{patch} pixels")
+        self.bit_depth = 16 if any(a.dtype == np.uint16 for a in arrays) else 8
+        # torch has no flip for uint16: 16-bit samples are kept as int32
+        self.images: list[Tensor] = []
+        for arr in arrays:
+            if self.bit_depth > 8:
+                arr = arr.astype(np.int32) * (257 if arr.dtype == np.uint8 else 1)
+            self.images.append(torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous())
         self.patch = patch
         areas = torch.tensor([float(i.shape[1] * i.shape[2]) for i in self.images])
         self.weights = areas / areas.sum()
@@ -49,7 +71,7 @@ class PatchSampler:
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         p = self.patch
         idx = torch.multinomial(self.weights, n, replacement=True, generator=generator)
-        out = torch.empty(n, 3, p, p, dtype=torch.uint8)
+        out = torch.empty(n, 3, p, p, dtype=self.images[0].dtype)
         for k, i in enumerate(idx.tolist()):
             img = self.images[i]
             _, h, w = img.shape
@@ -62,4 +84,4 @@ class PatchSampler:
             if flips[1]:
                 crop = crop.flip(1)
             out[k] = crop
-        return out.float()
+        return out.float() / 257.0 if self.bit_depth > 8 else out.float()

@@ -164,6 +164,13 @@ def train(
     net = distributed.wrap(model, d, device)
 
     sampler = PatchSampler(cfg.data, cfg.patch)
+    if scenario.bit_depth > sampler.bit_depth and d.main:
+        tqdm.write(
+            f"warning: {cfg.data} holds only {sampler.bit_depth}-bit images, so this "
+            f"{scenario.bit_depth}-bit scenario sees no extra precision; build 16-bit training "
+            "images with `sandwich data --bit-depth 16`",
+            file=sys.stderr,
+        )
     log = (out / "log.jsonl").open("a") if d.main else None  # noqa: SIM115 (closed below)
     acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
     t0 = time.time()

@@ -33,7 +33,11 @@ class ZooEntry:
         from sandwich.scenarios import get_scenario
 
         s = get_scenario(self.scenario)
-        return f"JPEG {s.subsampling}" + (f", 1/{s.downscale} size" if s.downscale > 1 else "")
+        return (
+            f"JPEG {s.subsampling}"
+            + (f", 1/{s.downscale} size" if s.downscale > 1 else "")
+            + (f", {s.bit_depth}-bit image" if s.bit_depth > 8 else "")
+        )
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -60,6 +64,13 @@ ZOO: dict[str, ZooEntry] = {
             "progressive recurrent codec, binary codes, entropy-coded (trained)",
             "rnn.safetensors",
             kind="progressive",
+        ),
+        ZooEntry(
+            "hdr16-jpeg",
+            "hdr16",
+            1,
+            "16-bit RGB through 8-bit 4:2:0 JPEG (trained)",
+            "hdr16-jpeg.safetensors",
         ),
         ZooEntry(
             "gray-modem",
