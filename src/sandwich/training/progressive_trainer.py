@@ -26,6 +26,7 @@ from sandwich.models.progressive import PRESETS, ProgressiveCodec
 from sandwich.training import distributed
 from sandwich.training.checkpoint import load_checkpoint, read_meta, save_checkpoint, trim_log
 from sandwich.training.dataset import PatchSampler
+from sandwich.training.schedule import warmup_cosine
 from sandwich.training.trainer import CHECKPOINT
 
 LOSSES = ("l1", "mse", "msssim", "mixed")
@@ -140,15 +141,7 @@ def setup(cfg: ProgressiveTrainConfig, device: torch.device):
     torch.manual_seed(cfg.seed)
     model = ProgressiveCodec(cfg.model_config()).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    warmup = min(200, cfg.steps // 10)
-
-    def lr_factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        t = (step - warmup) / max(1, cfg.steps - warmup)
-        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    sched = warmup_cosine(opt, cfg.steps, min(200, cfg.steps // 10), floor=0.02)
     gen = torch.Generator().manual_seed(cfg.seed)
     return model, opt, sched, gen
 

@@ -31,6 +31,7 @@ from sandwich.training import distributed
 from sandwich.training.checkpoint import load_checkpoint, read_meta, save_checkpoint, trim_log
 from sandwich.training.dataset import PatchSampler
 from sandwich.training.losses import distortion
+from sandwich.training.schedule import warmup_cosine
 from sandwich.zoo.weights import save_weights
 
 
@@ -106,15 +107,7 @@ def setup(cfg: TrainConfig, device: torch.device):
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
     opt = torch.optim.Adam(_param_groups(model, cfg))
-    warmup = min(100, cfg.steps // 10)
-
-    def lr_factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        t = (step - warmup) / max(1, cfg.steps - warmup)
-        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    sched = warmup_cosine(opt, cfg.steps, min(100, cfg.steps // 10), floor=0.01)
     gen = torch.Generator().manual_seed(cfg.seed)
     return model, opt, sched, gen
 

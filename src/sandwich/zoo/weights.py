@@ -14,11 +14,23 @@ from sandwich.models.sandwich import SandwichModel
 
 def save_weights(model: SandwichModel, path: Path, meta: dict | None = None) -> None:
     """Write ``path`` (.safetensors, fp32) and ``path.with_suffix('.json')`` (config + meta)."""
+    _save(model, path, {"config": model.config(), **(meta or {})})
+
+
+def _save(model, path: Path, side: dict) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path))
-    side = {"config": model.config(), **(meta or {})}
     side["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     path.with_suffix(".json").write_text(json.dumps(side, indent=1) + "\n")
+
+
+def _load_state(model, path: Path):
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except Exception as e:  # safetensors raises several kinds
+        raise SandwichError(f"{path}: cannot load weights ({e})") from None
+    model.eval()
+    return model
 
 
 def load_weights(path: Path, name: str = "local", version: int = 0) -> SandwichModel:
@@ -38,21 +50,12 @@ def load_weights(path: Path, name: str = "local", version: int = 0) -> SandwichM
         name=name,
         version=version,
     )
-    try:
-        model.load_state_dict(load_file(str(path)))
-    except Exception as e:  # safetensors raises several kinds
-        raise SandwichError(f"{path}: cannot load weights ({e})") from None
-    model.eval()
-    return model
+    return _load_state(model, path)
 
 
 def save_progressive_weights(model, path: Path, meta: dict | None = None) -> None:
     """Like :func:`save_weights` for a :class:`~sandwich.models.progressive.ProgressiveCodec`."""
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path))
-    side = {"kind": "progressive", "config": model.config(), **(meta or {})}
-    side["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-    path.with_suffix(".json").write_text(json.dumps(side, indent=1) + "\n")
+    _save(model, path, {"kind": "progressive", "config": model.config(), **(meta or {})})
 
 
 def load_progressive_weights(path: Path, name: str = "local", version: int = 0):
@@ -71,10 +74,4 @@ def load_progressive_weights(path: Path, name: str = "local", version: int = 0):
         bits=cfg["bits"],
         max_iterations=cfg["max_iterations"],
     )
-    model = ProgressiveCodec(conf, name=name, version=version)
-    try:
-        model.load_state_dict(load_file(str(path)))
-    except Exception as e:  # safetensors raises several kinds
-        raise SandwichError(f"{path}: cannot load weights ({e})") from None
-    model.eval()
-    return model
+    return _load_state(ProgressiveCodec(conf, name=name, version=version), path)
