@@ -227,3 +227,18 @@ def test_bench_rnn_table(run_cli, small_png, tmp_path: Path) -> None:
         assert 0 < r["msssim"] <= 1 and 0 < r["jpeg_msssim"] <= 1 and r["ratio"] == 24 / r["bpp"]
         assert abs(r["raw_bpp"] - 0.125 * r["iterations"]) < 1e-9  # 64x80: no padding
     assert "| iterations |" in md.read_text()
+
+
+def test_zoo_rnn_improves_with_every_iteration(sample_full: np.ndarray) -> None:
+    """The shipped model: each iteration adds bits and raises MS-SSIM (bundled sample)."""
+    from sandwich.evaluation.metrics import ms_ssim
+    from sandwich.zoo import load_model
+
+    net = load_model("rnn")
+    img = sample_full[:192, :192].copy()
+    data = net.compress(img)
+    images, info = net.decode_file(data)
+    scores = [ms_ssim(img, rec) for rec in images]
+    sizes = [len(truncate(data, k)) for k in range(1, info.iterations + 1)]
+    assert all(b > a for a, b in zip(sizes, sizes[1:], strict=False))
+    assert all(b > a for a, b in zip(scores, scores[1:], strict=False)), scores

@@ -60,11 +60,13 @@ def register(bench: typer.Typer) -> None:
                 f"{r['entropy_saving_pct']:.1f}%",
                 f"{r['msssim']:.4f}",
                 f"{r['psnr']:.2f}",
-                f"{r['jpeg_msssim']:.4f}",
-                f"{r['jpeg_psnr']:.2f}",
+                f"{r['jpeg_msssim']:.4f}" + ("*" if r["jpeg_out_of_range"] else ""),
+                f"{r['jpeg_psnr']:.2f}" + ("*" if r["jpeg_out_of_range"] else ""),
             )
         out = console()
         out.print(t)
+        if any(r["jpeg_out_of_range"] for r in table):
+            out.print("*: below JPEG's smallest file (quality 1) on some images; see --markdown")
         out.print(
             f"BD-rate (MS-SSIM) vs 4:2:0 JPEG over {lo}-{hi} bpp: {bd:+.1f}% "
             "(negative = fewer bits than JPEG)"
