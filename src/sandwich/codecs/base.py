@@ -46,6 +46,7 @@ class RealImageCodec(ImageCodec):
     """A standard codec: bytes in and out; ``forward`` runs it image by image (no gradients)."""
 
     extension: str = ".bin"
+    peak: int = 255  # largest sample value of the codec's images (4095 for 12-bit JPEG)
 
     @abstractmethod
     def encode(self, image: np.ndarray, quality: float) -> bytes:
@@ -56,22 +57,26 @@ class RealImageCodec(ImageCodec):
         """Decode standard bytes to an (H, W, C) or (H, W) uint8 array."""
 
     def forward(self, x: Tensor, quality: Tensor | float) -> CodecOutput:
+        """Code each image of ``x`` (0..255 floats). A codec with ``peak`` > 255 (12-bit JPEG,
+        10-bit HEIC) codes ``x`` mapped to 0..``peak`` integers, and the reconstruction keeps
+        its finer steps of 255 / peak."""
         n = x.shape[0]
         q = torch.as_tensor(quality, dtype=torch.float32).flatten().cpu()
         if q.numel() == 1:
             q = q.expand(n)
+        dtype = np.uint8 if self.peak <= 255 else np.uint16
         outs, bits = [], []
         with torch.no_grad():
+            scaled = (x.detach().float().cpu() * (self.peak / 255.0)).round().clamp(0, self.peak)
             for i in range(n):
-                img = x[i].detach().round().clamp(0, 255).to(torch.uint8).cpu()
-                arr = img.permute(1, 2, 0).numpy()
+                arr = scaled[i].to(torch.int32).permute(1, 2, 0).numpy().astype(dtype)
                 if arr.shape[2] == 1:
                     arr = arr[:, :, 0]
                 data = self.encode(np.ascontiguousarray(arr), float(q[i]))
-                dec = self.decode(data)
+                dec = self.decode(data).astype(np.float32)
                 if dec.ndim == 2:
                     dec = dec[:, :, None]
-                outs.append(torch.from_numpy(dec.copy()).permute(2, 0, 1))
+                outs.append(torch.from_numpy(dec).permute(2, 0, 1) * (255.0 / self.peak))
                 bits.append(8 * len(data))
         x_hat = torch.stack(outs).to(device=x.device, dtype=x.dtype)
         return CodecOutput(x_hat, torch.tensor(bits, dtype=torch.float32, device=x.device))

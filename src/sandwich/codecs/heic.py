@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from torch import Tensor
 
-from sandwich.codecs.base import CodecOutput, RealImageCodec
-from sandwich.codecs.jpeg12 import scaled_forward
+from sandwich.codecs.base import RealImageCodec
 from sandwich.errors import SandwichError
 
 SUBSAMPLINGS = ("4:2:0", "4:4:4", "gray")
@@ -126,8 +124,3 @@ class HeicCodec(RealImageCodec):
             arr = np.round(arr * (self.peak / 255.0))
         arr = np.clip(arr, 0, self.peak).astype(np.uint8 if self.bit_depth == 8 else np.uint16)
         return arr[:, :, 0] if arr.shape[2] == 1 else arr
-
-    def forward(self, x: Tensor, quality: Tensor | float) -> CodecOutput:
-        if self.bit_depth == 8:
-            return super().forward(x, quality)
-        return scaled_forward(self, x, quality, self.peak)

@@ -7,38 +7,12 @@ rounding than in 8 bits. Pillow cannot read these files; imagecodecs (libjpeg-tu
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from sandwich.codecs.base import CodecOutput, RealImageCodec
+from sandwich.codecs.base import RealImageCodec
 from sandwich.errors import SandwichError
 
 SUBSAMPLINGS = ("4:2:0", "4:4:4", "gray")
 PEAK = 4095
-
-
-def scaled_forward(codec: RealImageCodec, x: Tensor, quality: Tensor | float, peak: int):
-    """``forward`` of a high-bit-depth codec: 0..255 floats are mapped to 0..``peak`` integers,
-    coded, decoded and mapped back (the reconstruction keeps its finer steps, 255 / peak)."""
-    n = x.shape[0]
-    q = torch.as_tensor(quality, dtype=torch.float32).flatten().cpu()
-    if q.numel() == 1:
-        q = q.expand(n)
-    outs, bits = [], []
-    with torch.no_grad():
-        scaled = (x.detach().float().cpu() * (peak / 255.0)).round().clamp(0, peak)
-        for i in range(n):
-            arr = scaled[i].to(torch.int32).permute(1, 2, 0).numpy().astype(np.uint16)
-            if arr.shape[2] == 1:
-                arr = arr[:, :, 0]
-            data = codec.encode(np.ascontiguousarray(arr), float(q[i]))
-            dec = codec.decode(data).astype(np.float32)
-            if dec.ndim == 2:
-                dec = dec[:, :, None]
-            outs.append(torch.from_numpy(dec).permute(2, 0, 1) * (255.0 / peak))
-            bits.append(8 * len(data))
-    x_hat = torch.stack(outs).to(device=x.device, dtype=x.dtype)
-    return CodecOutput(x_hat, torch.tensor(bits, dtype=torch.float32, device=x.device))
 
 
 class Jpeg12Codec(RealImageCodec):
@@ -57,6 +31,7 @@ class Jpeg12Codec(RealImageCodec):
     """
 
     extension = ".jpg"
+    peak = PEAK
     channels = 3
     differentiable = False
     bit_depth = 12
@@ -125,6 +100,3 @@ class Jpeg12Codec(RealImageCodec):
         if arr.ndim == 3 and arr.shape[2] == 1:
             arr = arr[:, :, 0]
         return arr
-
-    def forward(self, x: Tensor, quality: Tensor | float) -> CodecOutput:
-        return scaled_forward(self, x, quality, PEAK)

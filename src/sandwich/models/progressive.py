@@ -216,14 +216,13 @@ class ProgressiveCodec(nn.Module):
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
         return h.digest()[:8]
 
-    def _exact(self) -> ProgressiveCodec:
+    def _exact(self, key: bytes) -> ProgressiveCodec:
         """A float64 copy in eval mode, used by compress and decode_file.
 
         Entropy decoding is exact integer arithmetic; the reconstruction runs in float64 and
         is rounded to 8 bits, so thread count or machine cannot change a decoded pixel (float32
         convolutions summed in another order flip a few roundings).
         """
-        key = self.weight_hash()
         cached = getattr(self, "_exact_cache", None)
         if cached is None or cached[0] != key:
             object.__setattr__(self, "_exact_cache", None)
@@ -248,10 +247,11 @@ class ProgressiveCodec(nn.Module):
         H, W = image.shape[:2]
         dev = self.log_gain.device
         x = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None].to(dev)
-        out = self._exact()(pad_to_block(x.double()), iterations)
+        key = self.weight_hash()  # hashes all weights: once per call
+        out = self._exact(key)(pad_to_block(x.double()), iterations)
         codes = (out.codes[:, 0] > 0).to(torch.uint8).cpu().numpy()
         chunks = BinaryCodeCoder(self.cfg.bits).encode(codes)
-        header = RnnHeader(self.name, self.weight_hash(), H, W, iterations, self.cfg.bits)
+        header = RnnHeader(self.name, key, H, W, iterations, self.cfg.bits)
         return pack(header, chunks)
 
     @torch.inference_mode()
@@ -261,7 +261,8 @@ class ProgressiveCodec(nn.Module):
         from sandwich.entropy import BinaryCodeCoder
 
         header, chunks, truncated = unpack(data)
-        if header.weight_hash != self.weight_hash():
+        key = self.weight_hash()
+        if header.weight_hash != key:
             raise SandwichError(
                 f"written by model {header.model!r} with other weights (weight hash mismatch); "
                 "decode it with the model and version that wrote it"
@@ -278,7 +279,7 @@ class ProgressiveCodec(nn.Module):
         codes = torch.from_numpy(bits.astype(np.float64) * 2 - 1).unsqueeze(1).to(dev)
         images = [
             to_uint8(xh[0, :, : header.height, : header.width])
-            for xh in self._exact().decode_codes(codes)
+            for xh in self._exact(key).decode_codes(codes)
         ]
         info = RnnFileInfo(header.model, header.height, header.width, len(chunks), truncated)
         return images, info

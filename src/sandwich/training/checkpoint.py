@@ -148,3 +148,17 @@ def trim_log(path: Path, step: int) -> None:
     tmp = path.with_suffix(path.suffix + ".part")
     tmp.write_text("".join(ln + "\n" for ln in keep))
     os.replace(tmp, path)
+
+
+def save_run(ckpt_path: Path, model, opt, sched, gen, step: int, config: dict, d, write_weights):
+    """The checkpoint and the weights (``write_weights(model, path, meta)``) of a run at ``step``.
+
+    Under torchrun every rank must call this (it gathers the ranks' RNG states); rank 0 writes.
+    """
+    from sandwich.training import distributed
+
+    states = distributed.gather_rng_states(d)
+    if d.main:
+        save_checkpoint(ckpt_path, model, opt, sched, gen, step, config, states)
+        meta = {"train": config, "steps": step}
+        write_weights(model, ckpt_path.parent / "model.safetensors", meta)

@@ -24,7 +24,7 @@ from sandwich.errors import SandwichError
 from sandwich.evaluation.metrics import ms_ssim_torch
 from sandwich.models.progressive import PRESETS, ProgressiveCodec
 from sandwich.training import distributed
-from sandwich.training.checkpoint import load_checkpoint, read_meta, save_checkpoint, trim_log
+from sandwich.training.checkpoint import load_checkpoint, read_meta, save_run, trim_log
 from sandwich.training.dataset import PatchSampler
 from sandwich.training.schedule import warmup_cosine
 from sandwich.training.trainer import CHECKPOINT
@@ -236,12 +236,9 @@ def train_progressive(
             bar.set_postfix(loss=f"{rec['loss']:.4f}", psnr_last=f"{rec['psnr_last']:.2f}")
             acc = {}
         if step % cfg.ckpt_every == 0 or step == end:
-            states = distributed.gather_rng_states(d)
-            if d.main:
-                save_checkpoint(ckpt_path, model, opt, sched, gen, step, asdict(cfg), states)
-                save_progressive_weights(
-                    model, out / "model.safetensors", {"train": asdict(cfg), "steps": step}
-                )
+            save_run(
+                ckpt_path, model, opt, sched, gen, step, asdict(cfg), d, save_progressive_weights
+            )
     bar.close()
     if log is not None:
         log.close()

@@ -28,7 +28,7 @@ from sandwich.errors import SandwichError
 from sandwich.models.sandwich import SandwichModel
 from sandwich.scenarios import get_scenario
 from sandwich.training import distributed
-from sandwich.training.checkpoint import load_checkpoint, read_meta, save_checkpoint, trim_log
+from sandwich.training.checkpoint import load_checkpoint, read_meta, save_run, trim_log
 from sandwich.training.dataset import PatchSampler
 from sandwich.training.losses import distortion
 from sandwich.training.schedule import warmup_cosine
@@ -219,12 +219,7 @@ def train(
             bar.set_postfix(psnr=f"{rec['psnr']:.2f}", bpp=f"{rec['bpp']:.3f}")
             acc = {"loss": 0.0, "mse": 0.0, "bpp": 0.0, "n": 0}
         if step % cfg.ckpt_every == 0 or step == end:
-            states = distributed.gather_rng_states(d)
-            if d.main:
-                save_checkpoint(ckpt_path, model, opt, sched, gen, step, asdict(cfg), states)
-                save_weights(
-                    model, out / "model.safetensors", {"train": asdict(cfg), "steps": step}
-                )
+            save_run(ckpt_path, model, opt, sched, gen, step, asdict(cfg), d, save_weights)
     bar.close()
     if log is not None:
         log.close()
