@@ -521,3 +521,36 @@ def test_train_resume_is_exact(tmp_path: Path, sample_full: np.ndarray) -> None:
 
     assert metrics(tmp_path / "A") == metrics(tmp_path / "B")
     assert [r["step"] for r in metrics(tmp_path / "B")] == [1, 2, 3, 4]
+
+
+def test_train_init_from_other_run(run_cli, check_error, tmp_path: Path, sample_full) -> None:
+    """--init starts a run (here: msssim with a weighted loss) from another run's weights."""
+    from sandwich.training.trainer import TrainConfig, train
+    from sandwich.zoo.weights import load_weights
+
+    data = _train_data(tmp_path / "data", sample_full)
+    common = dict(data=str(data), batch=2, patch=32, pre_widths=[8], post_widths=[8], threads=1)
+    train(TrainConfig(scenario="rgb", out=str(tmp_path / "A"), steps=2, **common), progress=False)
+    src = load_weights(tmp_path / "A" / "model.safetensors")
+
+    # zero steps: the run's model is exactly the source's
+    cfg = TrainConfig(
+        scenario="msssim",
+        out=str(tmp_path / "B"),
+        steps=0,
+        loss="dssim+0.0002*mse",
+        init=str(tmp_path / "A" / "model.safetensors"),
+        **common,
+    )
+    b = train(cfg, progress=False)
+    for k, v in src.state_dict().items():
+        assert torch.equal(b.state_dict()[k], v), k
+
+    # different widths: a one-line error from the CLI
+    argv = ["train", "--scenario", "msssim", "--data", data, "--out", tmp_path / "C"]
+    argv += ["--steps", "1", "--batch", "2", "--patch", "32", "--threads", "1"]
+    argv += ["--pre-widths", "8", "--post-widths", "16"]
+    code, _, err = run_cli([*argv, "--init", tmp_path / "A" / "model.safetensors"])
+    assert "do not match" in check_error(code, err)
+    code, _, err = run_cli([*argv, "--loss", "dssim+mse2"])
+    assert "unknown distortion" in check_error(code, err)

@@ -171,3 +171,23 @@ def test_eval_progressive_model(run_cli, small_png, tmp_path) -> None:
     assert curve["knob"] == rnn["knobs"] and len(curve["bpp"]) == len(rnn["knobs"])
     assert curve["bpp"] == sorted(curve["bpp"])  # every iteration adds bits
     assert len(res["rows"]) == len(rnn["knobs"]) + 1
+
+
+def test_eval_local_weights(run_cli, check_error, small_png, tmp_path) -> None:
+    """-m takes a run's model.safetensors: an untrained rgb sandwich is plain 4:2:0 JPEG."""
+    from sandwich.models.sandwich import SandwichModel
+    from sandwich.zoo.weights import save_weights
+
+    weights = tmp_path / "run" / "model.safetensors"
+    weights.parent.mkdir()
+    save_weights(SandwichModel("rgb", (8,), (8,)), weights)
+    src = small_png("w.png", size=(48, 64))
+    args = ["-m", weights, "-b", "jpeg-420", "--qualities", "30,70", "--metrics", "psnr"]
+    res = _eval(run_cli, tmp_path, src, *args)
+    model, jpeg = res["curves"][str(weights)], res["curves"]["jpeg-420"]
+    assert np.allclose(model["psnr"], jpeg["psnr"], atol=0.05)
+    marker_bpp = 8 * (len(str(weights)) + 30) / (48 * 64)  # our APP11 marker: header + name
+    assert all(0 < m - j < marker_bpp for m, j in zip(model["bpp"], jpeg["bpp"], strict=True))
+
+    code, _, err = run_cli(["eval", src, "-m", tmp_path / "none.safetensors"])
+    assert "missing" in check_error(code, err)

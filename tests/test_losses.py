@@ -8,7 +8,7 @@ import torch
 
 from sandwich.evaluation.metrics import ms_ssim
 from sandwich.scenarios import SCENARIOS
-from sandwich.training.losses import DISTORTIONS, distortion
+from sandwich.training.losses import DISTORTIONS, distortion, parse_loss
 
 
 @pytest.mark.parametrize("kind", DISTORTIONS)
@@ -41,6 +41,19 @@ def test_msssim_distortion_is_minus_msssim_in_db(sample_full: np.ndarray) -> Non
 def test_every_scenario_names_a_known_distortion() -> None:
     for s in SCENARIOS.values():
         assert s.distortion in DISTORTIONS
+
+
+def test_weighted_sum_of_distortions(sample_full: np.ndarray) -> None:
+    x = torch.from_numpy(sample_full[:64, :64].copy()).permute(2, 0, 1)[None].float()
+    y = (x + 5 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 255)
+    assert parse_loss("dssim + 0.0002*mse") == [(1.0, "dssim"), (0.0002, "mse")]
+    total = distortion(y, x, "dssim+0.0002*mse")
+    expected = distortion(y, x, "dssim") + 0.0002 * distortion(y, x, "mse")
+    assert torch.allclose(total, expected)
+    with pytest.raises(ValueError, match="not a number"):
+        parse_loss("x*mse")
+    with pytest.raises(ValueError, match="unknown distortion"):
+        parse_loss("mse+ssim")
 
 
 def test_unknown_distortion() -> None:

@@ -50,8 +50,8 @@ def register(app: typer.Typer) -> None:
             [],
             "--model",
             "-m",
-            help="zoo model(s); NAME@CODEC runs a JPEG-trained sandwich over webp, avif, jxl "
-            "or heic without retraining",
+            help="zoo model(s) or a run's model.safetensors; NAME@CODEC runs a JPEG-trained "
+            "sandwich over webp, avif, jxl or heic without retraining",
         ),
         baseline: list[str] = typer.Option(
             [], "--baseline", "-b", help="jpeg-420, jpeg-444, jpeg-gray, lowres2-bicubic, ..."

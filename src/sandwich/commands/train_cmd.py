@@ -32,7 +32,8 @@ def register(app: typer.Typer) -> None:
         lr: float = typer.Option(1e-3, help="peak learning rate (cosine decay)"),
         loss: str = typer.Option(
             None,
-            help="psnr, mse, msssim or lpips (default: the scenario's); see training.losses",
+            help="mse, psnr, dssim, msssim, lpips, lpips-db or a weighted sum such as "
+            "'dssim+0.0002*mse' (default: the scenario's); see training.losses",
         ),
         lmbda: float = typer.Option(4.0, "--lambda", help="rate weight (dB or MSE per bpp)"),
         pre_lr_scale: float = typer.Option(0.3, help="pre-processor lr = lr * this (0 freezes)"),
@@ -48,6 +49,9 @@ def register(app: typer.Typer) -> None:
         log_every: int = typer.Option(10, help="write a log.jsonl record every N steps"),
         threads: int = typer.Option(2, help="CPU threads (torch.set_num_threads)"),
         device: str = typer.Option("auto", help="auto, cpu or cuda"),
+        init: Path = typer.Option(
+            None, help="start from these weights (a run's model.safetensors), fresh optimiser"
+        ),
         resume: bool = typer.Option(False, help="continue from OUT/checkpoint.safetensors"),
         stop_after: int = typer.Option(None, help="stop this run at this step (resume later)"),
         force: bool = typer.Option(False, help="restart even if OUT has a checkpoint"),
@@ -60,14 +64,16 @@ def register(app: typer.Typer) -> None:
             raise SandwichError(f"rounding {rounding!r}: use ste, noise or cubic")
         if activation not in ("leaky", "relu"):
             raise SandwichError(f"activation {activation!r}: use leaky or relu")
-        from sandwich.training.losses import DISTORTIONS
+        from sandwich.training.losses import parse_loss
 
         if loss is None:
             from sandwich.scenarios import get_scenario
 
             loss = get_scenario(scenario).distortion
-        if loss not in DISTORTIONS:
-            raise SandwichError(f"loss {loss!r}: use one of {', '.join(DISTORTIONS)}")
+        try:
+            parse_loss(loss)
+        except ValueError as e:
+            raise SandwichError(str(e)) from None
         cfg = TrainConfig(
             scenario=scenario,
             data=str(data),
@@ -91,6 +97,7 @@ def register(app: typer.Typer) -> None:
             log_every=log_every,
             threads=threads,
             device=device,
+            init=str(init) if init else None,
             command=command_line(),
         )
         run(cfg, resume=resume, force=force, stop_after=stop_after)

@@ -71,7 +71,7 @@ SCENARIOS: dict[str, Scenario] = {
         "identity",
         (10, 90),
         "RGB through 4:2:0 JPEG, for MS-SSIM",
-        distortion="msssim",
+        distortion="dssim",
     ),
     "lpips": Scenario(
         "lpips",

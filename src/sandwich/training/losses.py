@@ -1,13 +1,21 @@
-"""Training distortions of the sandwich, per image and on a dB-like scale.
+"""Training distortions of the sandwich, per image, "lower is better".
 
-Every distortion is "lower is better" and logarithmic, so that one rate weight lambda (dB per
-bpp) makes a similar trade-off at every quality:
+Single terms:
 
-- ``psnr``: 10 log10(MSE) (minus PSNR up to a constant);
-- ``mse``: plain MSE in 0..255 units (the reference's loss; not logarithmic);
-- ``msssim``: 10 log10(1 - MS-SSIM), i.e. minus MS-SSIM in dB; three scales with a 7x7 window
-  so it fits training patches of 32 pixels and more;
-- ``lpips``: 10 log10(LPIPS) with the AlexNet LPIPS of :mod:`sandwich.evaluation.perceptual`.
+- ``mse``: plain MSE in 0..255 units (the reference's loss);
+- ``psnr``: 10 log10(MSE), i.e. minus PSNR up to a constant;
+- ``dssim``: 1 - MS-SSIM (three scales, 7x7 window, so it fits patches of 32 pixels and more);
+- ``msssim``: 10 log10(1 - MS-SSIM), i.e. minus MS-SSIM in dB;
+- ``lpips``: AlexNet LPIPS of :mod:`sandwich.evaluation.perceptual` (0 = identical);
+- ``lpips-db``: 10 log10(LPIPS).
+
+The logarithmic (dB) terms let one rate weight lambda (dB per bpp) make a similar trade-off at
+every quality, but averaged over a batch they weight each patch by 1/D_i, so smooth, easy patches
+dominate; measured: with ``psnr`` a post-processor barely moved from plain JPEG in 5,600 steps,
+where ``mse`` gained 0.5-0.8 dB in 2,500. Prefer the linear terms for learning.
+
+A loss is a single term or a weighted sum, written ``"dssim+0.0002*mse"`` or
+``"lpips+0.5*dssim"``: ``+``-separated terms, each ``NAME`` or ``WEIGHT*NAME``.
 """
 
 from __future__ import annotations
@@ -17,21 +25,50 @@ from torch import Tensor
 
 from sandwich.evaluation.metrics import ms_ssim_torch
 
-DISTORTIONS = ("psnr", "mse", "msssim", "lpips")
+DISTORTIONS = ("mse", "psnr", "dssim", "msssim", "lpips", "lpips-db")
+
+
+def parse_loss(spec: str) -> list[tuple[float, str]]:
+    """``"a*x+y"`` -> ``[(a, "x"), (1.0, "y")]``; raises ValueError on unknown terms or weights."""
+    terms = []
+    for part in spec.replace(" ", "").split("+"):
+        weight, _, name = part.rpartition("*")
+        if name not in DISTORTIONS:
+            raise ValueError(
+                f"unknown distortion {name!r} in loss {spec!r}; use one of "
+                f"{', '.join(DISTORTIONS)}, or a weighted sum like 'dssim+0.0002*mse'"
+            )
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise ValueError(f"loss {spec!r}: weight {weight!r} is not a number") from None
+        terms.append((w, name))
+    return terms
+
+
+def _term(x_hat: Tensor, x: Tensor, kind: str) -> Tensor:
+    if kind in ("mse", "psnr"):
+        mse = ((x_hat - x) ** 2).mean(dim=(1, 2, 3))
+        return mse if kind == "mse" else 10.0 * torch.log10(mse.clamp_min(1e-3))
+    if kind in ("dssim", "msssim"):
+        a, b = (x_hat / 255.0).clamp(0, 1), x / 255.0
+        d = 1.0 - ms_ssim_torch(a, b, 1.0, scales=3, win_size=7, per_image=True)
+        return d if kind == "dssim" else 10.0 * torch.log10(d.clamp_min(1e-5))
+    from sandwich.evaluation.perceptual import lpips_torch
+
+    per = lpips_torch(x_hat, x, reduction="none").flatten()
+    return per if kind == "lpips" else 10.0 * torch.log10(per.clamp_min(1e-4))
 
 
 def distortion(x_hat: Tensor, x: Tensor, kind: str) -> Tensor:
-    """(N,) distortion of reconstructions ``x_hat`` against ``x``, both (N, 3, H, W) in 0..255."""
-    if kind == "mse" or kind == "psnr":
-        mse = ((x_hat - x) ** 2).mean(dim=(1, 2, 3))
-        return mse if kind == "mse" else 10.0 * torch.log10(mse.clamp_min(1e-3))
-    if kind == "msssim":
-        a, b = (x_hat / 255.0).clamp(0, 1), x / 255.0
-        ms = ms_ssim_torch(a, b, 1.0, scales=3, win_size=7, per_image=True)
-        return 10.0 * torch.log10((1.0 - ms).clamp_min(1e-5))
-    if kind == "lpips":
-        from sandwich.evaluation.perceptual import lpips_torch
+    """(N,) distortion ``kind`` (a term or weighted sum) of ``x_hat`` against ``x``.
 
-        per = lpips_torch(x_hat, x, reduction="none").flatten()
-        return 10.0 * torch.log10(per.clamp_min(1e-4))
-    raise ValueError(f"unknown distortion {kind!r}; use one of {DISTORTIONS}")
+    Both (N, 3, H, W) in 0..255.
+    """
+    terms = parse_loss(kind)
+    total = None
+    for w, name in terms:
+        d = w * _term(x_hat, x, name)
+        total = d if total is None else total + d
+    assert total is not None
+    return total

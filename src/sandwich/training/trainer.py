@@ -61,6 +61,7 @@ class TrainConfig:
     log_every: int = 10
     threads: int = 2
     device: str = "auto"
+    init: str | None = None  # start from these weights (a model.safetensors), fresh optimiser
     command: str = ""
 
 
@@ -79,6 +80,20 @@ def build_model(cfg: TrainConfig) -> SandwichModel:
         quality_input=cfg.quality_input,
         activation=cfg.activation,
     )
+
+
+def init_from(model: SandwichModel, path: str) -> None:
+    """Copy the weights of ``path`` (a trained model.safetensors) into ``model``."""
+    from sandwich.zoo.weights import load_weights
+
+    src = load_weights(Path(path))
+    try:
+        model.load_state_dict(src.state_dict())
+    except RuntimeError:
+        raise SandwichError(
+            f"{path}: its networks do not match this run's (widths, scenario base or "
+            "--quality-input differ); use the same configuration as the run that made it"
+        ) from None
 
 
 def _param_groups(model: SandwichModel, cfg: TrainConfig) -> list[dict]:
@@ -140,6 +155,8 @@ def train(
         if not resume:
             (out / "log.jsonl").unlink(missing_ok=True)
     model, opt, sched, gen = setup(cfg, device)
+    if cfg.init:
+        init_from(model, cfg.init)
     if d.rank:  # other noise (rounding, dithering) per process; same weights and data stream
         torch.manual_seed(cfg.seed + 7919 * d.rank)
     step = 0

@@ -58,6 +58,34 @@ ZOO: dict[str, ZooEntry] = {
             "lowres2-jpeg.safetensors",
         ),
         ZooEntry(
+            "rgb-jpeg",
+            "rgb",
+            1,
+            "RGB through 4:2:0 JPEG, MSE (trained)",
+            "rgb-jpeg.safetensors",
+        ),
+        ZooEntry(
+            "lowres4-jpeg",
+            "lowres4",
+            1,
+            "full resolution through quarter-size JPEG (trained)",
+            "lowres4-jpeg.safetensors",
+        ),
+        ZooEntry(
+            "msssim-jpeg",
+            "msssim",
+            1,
+            "RGB through 4:2:0 JPEG, for MS-SSIM (trained)",
+            "msssim-jpeg.safetensors",
+        ),
+        ZooEntry(
+            "lpips-jpeg",
+            "lpips",
+            1,
+            "RGB through 4:2:0 JPEG, for LPIPS (trained)",
+            "lpips-jpeg.safetensors",
+        ),
+        ZooEntry(
             "rnn",
             "progressive",
             1,
@@ -88,7 +116,33 @@ def weights_dir() -> Path:
     return Path(str(resources.files("sandwich.zoo") / "weights"))
 
 
+def is_local(name: str) -> bool:
+    """True when ``name`` is a path to trained weights (a run's ``model.safetensors``)."""
+    return name.endswith(".safetensors")
+
+
+def _local_entry(name: str) -> ZooEntry:
+    import json
+
+    side = Path(name).with_suffix(".json")
+    if not Path(name).is_file() or not side.is_file():
+        raise SandwichError(f"{name}: weights or their .json sidecar are missing")
+    try:
+        meta = json.loads(side.read_text())
+        kind = meta.get("kind", "sandwich")
+        scenario = "progressive" if kind == "progressive" else meta["config"]["scenario"]
+    except (ValueError, KeyError, TypeError):
+        raise SandwichError(f"{side}: not a sandwich weights sidecar") from None
+    # the name goes into the files' marker (at most 255 bytes): keep the tail of a long path
+    label = name if len(name.encode()) <= 255 else "/".join(Path(name).parts[-2:])[-255:]
+    path = str(Path(name).resolve())
+    return ZooEntry(label, scenario, 0, f"local weights {name}", path, kind=kind)
+
+
 def get_entry(name: str) -> ZooEntry:
+    """The zoo entry ``name``, or an entry for local weights when ``name`` ends in .safetensors."""
+    if is_local(name):
+        return _local_entry(name)
     try:
         return ZOO[name]
     except KeyError:
@@ -101,8 +155,12 @@ def available(entry: ZooEntry) -> bool:
     return entry.weights is None or (weights_dir() / entry.weights).is_file()
 
 
+def _weights_path(entry: ZooEntry) -> Path:
+    return weights_dir() / str(entry.weights)  # an absolute path (local weights) stays as it is
+
+
 def load_model(name: str, device: str = "cpu"):
-    """The zoo model ``name`` (eval mode, on ``device``)."""
+    """The zoo model ``name`` or local weights ``*.safetensors`` (eval mode, on ``device``)."""
     from sandwich.models.sandwich import SandwichModel
     from sandwich.zoo.weights import load_weights
 
@@ -110,7 +168,7 @@ def load_model(name: str, device: str = "cpu"):
     if entry.kind == "progressive":
         from sandwich.zoo.weights import load_progressive_weights
 
-        path = weights_dir() / str(entry.weights)
+        path = _weights_path(entry)
         if not path.is_file():
             raise SandwichError(f"model {name!r} has no weights in this install ({path})")
         return load_progressive_weights(path, name=entry.name, version=entry.version).to(device)
@@ -124,7 +182,7 @@ def load_model(name: str, device: str = "cpu"):
         )
         model.eval()
     else:
-        path = weights_dir() / entry.weights
+        path = _weights_path(entry)
         if not path.is_file():
             raise SandwichError(f"model {name!r} has no weights in this install ({path})")
         model = load_weights(path, name=entry.name, version=entry.version)
