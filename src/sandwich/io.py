@@ -233,3 +233,77 @@ def encode_png16(image: np.ndarray) -> bytes:
 def save_png16(out: Path, image: np.ndarray, force: bool = False) -> None:
     """Save a uint16 (H, W, 3) or (H, W) array as a 16-bit PNG, atomically."""
     atomic_write_bytes(out, encode_png16(image), force)
+
+
+# ----------------------------------------------------------------- N-channel arrays (.npy)
+ARRAY_SUFFIX = ".npy"
+
+
+def list_arrays(folder: str | Path) -> list[Path]:
+    """Sorted ``.npy`` files (any case) directly inside ``folder``: N-channel images."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SandwichError(f"{folder} is not a folder of arrays")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ARRAY_SUFFIX)
+
+
+def read_array(path: str | Path) -> np.ndarray:
+    """An N-channel image stored as a NumPy ``.npy`` file: (H, W, N) uint8, N >= 1.
+
+    Refuses (one-line :class:`SandwichError`) missing files, other file types, pickled or
+    unreadable arrays, arrays that are not (H, W, N) uint8 and images smaller than 8x8.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise SandwichError(f"{p}: no such file")
+    if p.is_dir():
+        raise SandwichError(f"{p}: is a folder; pass a .npy file (or a folder with -o FOLDER)")
+    if p.suffix.lower() != ARRAY_SUFFIX:
+        raise SandwichError(
+            f"{p}: is not a .npy array; N-channel images are (H, W, N) uint8 .npy files"
+        )
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise SandwichError(f"{p}: cannot read the .npy array ({reason})") from None
+    if not isinstance(arr, np.ndarray) or arr.ndim != 3 or arr.dtype != np.uint8:
+        shape = "x".join(map(str, getattr(arr, "shape", ())))
+        raise SandwichError(
+            f"{p}: holds a {shape} {getattr(arr, 'dtype', '?')} array; N-channel images are "
+            "(H, W, N) uint8"
+        )
+    h, w = arr.shape[:2]
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise SandwichError(
+            f"{p}: is {w}x{h} pixels; sandwich needs at least {MIN_SIDE}x{MIN_SIDE}"
+        )
+    return np.ascontiguousarray(arr)
+
+
+def load_array(path: str | Path, channels: int, who: str = "this model") -> np.ndarray:
+    """:func:`read_array` of an image for a pipeline of ``channels`` channels: (H, W, channels)
+    uint8. Image files (PNG, JPEG, ...) and arrays with another channel count are refused with
+    a one-line :class:`SandwichError` naming ``who`` (e.g. "model 'material6'")."""
+    p = Path(path)
+    if p.exists() and p.is_file() and p.suffix.lower() != ARRAY_SUFFIX:
+        raise SandwichError(
+            f"{p}: {who} works on {channels}-channel images given as (H, W, {channels}) uint8 "
+            f".npy arrays, not {p.suffix or 'extensionless'} files"
+        )
+    arr = read_array(p)
+    if arr.shape[2] != channels:
+        raise SandwichError(
+            f"{p}: has {arr.shape[2]} channel(s); {who} works on {channels}-channel "
+            f"images (H, W, {channels})"
+        )
+    return arr
+
+
+def save_npy(out: Path, image: np.ndarray, force: bool = False) -> None:
+    """Save an (H, W, N) array as a ``.npy`` file (no pickle), atomically."""
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(image), allow_pickle=False)
+    atomic_write_bytes(out, buf.getvalue(), force)

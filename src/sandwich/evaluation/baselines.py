@@ -9,6 +9,10 @@ Each pipeline's ``qualities`` attribute is its default sweep. The other codecs' 
 differ from JPEG's (see :class:`CodecBaseline`); their sweeps were picked to span about the rates
 of JPEG 10..95 (0.2 to 3.5 bpp on the bundled sample photo) without wasting points where the codec
 saturates.
+
+N-channel pipelines (:class:`PlanesJpegBaseline`, models of multichannel scenarios) take and
+return (H, W, N) uint8 arrays instead and say so in ``channels``; bpp is per pixel of the
+N-channel image.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from sandwich.codecs.jpeg12 import Jpeg12Codec
 from sandwich.codecs.jxl import JxlCodec
 from sandwich.codecs.webp import WebpCodec
 from sandwich.nets.resample import downsample, upsample
+from sandwich.planes import stack_array, unstack_array
 from sandwich.proxies.calibrate import to_codec_input
 
 JPEG_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
@@ -154,6 +159,31 @@ class HdrBaseline:
         return data, rec
 
 
+class PlanesJpegBaseline:
+    """An (H, W, N) uint8 image as ``planes`` 3-channel JPEG planes stacked vertically in ONE
+    standard JPEG (channel group g = channels 3g..3g+2 in rows g*H..(g+1)*H; missing channels of
+    the last group filled with 128), at one quality: ``material-jpeg`` is albedo + normal map as
+    two 4:2:0 planes, exactly what an untrained ``material6`` sandwich writes (minus its
+    marker). The reconstruction is the decoded planes unstacked, (H, W, N) uint8."""
+
+    qualities: tuple[int, ...] = JPEG_QUALITIES
+
+    def __init__(self, channels: int, planes: int, name: str, subsampling: str = "4:2:0"):
+        if planes * 3 < channels:
+            raise ValueError(f"{planes} 3-channel planes cannot carry {channels} channels")
+        self.channels, self.planes, self.name = channels, planes, name
+        self.codec = JpegCodec(subsampling)
+
+    def roundtrip(self, image: np.ndarray, quality: int) -> tuple[bytes, np.ndarray]:
+        n = self.channels
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != n:
+            raise ValueError(
+                f"{self.name} takes uint8 (H, W, {n}) images, got {image.dtype} {image.shape}"
+            )
+        data = self.codec.encode(stack_array(image, self.planes), quality)
+        return data, unstack_array(self.codec.decode(data), self.planes, n)
+
+
 class ModelPipeline:
     """A sandwich model's real file round trip (marker included in the bytes)."""
 
@@ -164,6 +194,11 @@ class ModelPipeline:
     def bit_depth(self) -> int:
         """Bit depth of the images the model takes and returns (16 for ``hdr16``)."""
         return int(getattr(getattr(self.model, "scenario", None), "bit_depth", 8))
+
+    @property
+    def channels(self) -> int:
+        """Channels of the images the model takes and returns (6 for ``material6``)."""
+        return int(getattr(getattr(self.model, "scenario", None), "channels", 3))
 
     def roundtrip(self, image: np.ndarray, quality: int) -> tuple[bytes, np.ndarray]:
         data = self.model.compress(image, quality)
@@ -182,4 +217,5 @@ BASELINES = {
     "heic": lambda: CodecBaseline(HeicCodec("4:2:0"), "heic", HEIC_QUALITIES),
     "hdr-8bit": lambda: HdrBaseline(JpegCodec("4:2:0"), "hdr-8bit", JPEG_QUALITIES),
     "hdr-jpeg12": lambda: HdrBaseline(Jpeg12Codec("4:2:0"), "hdr-jpeg12", HDR_JPEG12_QUALITIES),
+    "material-jpeg": lambda: PlanesJpegBaseline(6, 2, "material-jpeg"),
 }

@@ -48,7 +48,8 @@ def functional_conv_macs(model) -> float:
 
 def sandwich_complexity(model, size: int = 128) -> dict:
     """Params and MACs/pixel (of the full-resolution image) of a sandwich's pre and post."""
-    x = torch.rand(1, 3, size, size) * 255
+    channels = int(getattr(getattr(model, "scenario", None), "channels", 3))  # 6 for material6
+    x = torch.rand(1, channels, size, size) * 255
     cond = torch.full((1,), 0.5) if getattr(model, "quality_input", False) else None
     pre_macs = macs_per_pixel(lambda t: model.pre(t, cond), x, [model.pre])
     with torch.no_grad():

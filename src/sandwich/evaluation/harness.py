@@ -73,10 +73,19 @@ def pipeline_input(pipe, image: np.ndarray) -> np.ndarray:
 
 
 def display(image: np.ndarray) -> np.ndarray:
-    """An image for the report's crops: 8 bits (16-bit images rounded, round(x / 257))."""
+    """An image for the report's crops: 8 bits (16-bit images rounded, round(x / 257)); of an
+    N-channel image (N > 3), channels 0..2 (a material's albedo)."""
     from sandwich.io import to_8bit
 
+    if image.ndim == 3 and image.shape[2] > 3:
+        image = np.ascontiguousarray(image[:, :, :3])
     return to_8bit(image) if image.dtype == np.uint16 else image
+
+
+def pipeline_channels(pipe) -> int:
+    """Channels of the images a pipeline takes and returns: its ``channels`` (6 for
+    ``material-jpeg`` and ``material6`` models), else 3."""
+    return int(getattr(pipe, "channels", 3) or 3)
 
 
 def _number(q) -> int | float:

@@ -204,6 +204,36 @@ def for_bit_depth(metrics: dict[str, Metric], bit_depth: int) -> dict[str, Metri
     return out
 
 
+def for_channels(metrics: dict[str, Metric], channels: int) -> dict[str, Metric]:
+    """The metrics for (H, W, N) uint8 images of ``channels`` = N != 3 (``metrics`` as they are
+    for 3).
+
+    PSNR is over all N channels (peak 255): the headline number of an N-channel pipeline, e.g.
+    albedo + normal map together. The metrics that need an RGB picture (PSNR-Y, SSIM, MS-SSIM,
+    LPIPS) are computed on channels 0..2 (a material's albedo) and say so in their note; the
+    other channels (the normal map) are only in PSNR.
+    """
+    if channels == 3:
+        return metrics
+
+    def first3(fn):
+        return lambda ref, rec: fn(ref[:, :, :3], rec[:, :, :3])
+
+    out = {}
+    for k, m in metrics.items():
+        if k != "psnr" and channels < 3:
+            continue  # no RGB picture to measure
+        if k == "psnr":
+            fn = lambda ref, rec: psnr(ref, rec)  # noqa: E731
+            note = f"over all {channels} channels, peak 255"
+        else:
+            fn = first3(m.fn)
+            where = "on channels 0-2 only (the albedo of a material)"
+            note = f"{m.note}; {where}" if m.note else where
+        out[k] = replace(m, fn=fn, note=note)
+    return out
+
+
 def measure(metrics: dict[str, Metric], ref: np.ndarray, rec: np.ndarray) -> dict[str, float]:
     """Every metric of ``rec`` against ``ref``: name -> value."""
     return {k: float(m.fn(ref, rec)) for k, m in metrics.items()}

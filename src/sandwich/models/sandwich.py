@@ -3,6 +3,10 @@
 ``forward`` runs the differentiable proxy (training) or the real codec (evaluation) on batches;
 ``compress`` / ``decompress`` turn one image into a standard JPEG file with the sandwich marker and
 back, as CompressAI's models do for their bitstreams.
+
+Multichannel scenarios (``Scenario.channels`` != 3, ``planes`` > 1, e.g. ``material6``) take and
+return (H, W, N) images; their bottleneck is ``planes`` colour images stacked vertically in one
+JPEG (see :mod:`sandwich.planes`), and the proxy codes that same stacked image in training.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from sandwich.codecs.jpeg import JpegCodec
 from sandwich.container import MarkerInfo, insert_marker, read_marker
 from sandwich.errors import SandwichError
 from sandwich.nets.prepost import PostProcessor, PreProcessor
+from sandwich.planes import MAX_JPEG_SIDE, stack, unstack
 from sandwich.proxies.jpeg import JpegProxy, qtables_for_quality
 from sandwich.scenarios import Scenario, get_scenario
 
@@ -42,9 +47,12 @@ class SandwichOutput:
     """Result of :meth:`SandwichModel.forward`.
 
     Attributes:
-        x_hat: (N, 3, H, W) reconstruction, 0..255 (clipped only in real use).
-        bottleneck: (N, C, h, w) pre-processor output before 8-bit rounding, about 0..255.
-        decoded: (N, C, h, w) the codec's reconstruction of the bottleneck, 0..255.
+        x_hat: (N, 3, H, W) reconstruction (N, channels, H, W for multichannel scenarios),
+            0..255 (clipped only in real use).
+        bottleneck: (N, C, h, w) pre-processor output before 8-bit rounding, about 0..255; for
+            P planes, the image the codec carries: (N, C, P*h, w), planes stacked vertically.
+        decoded: (N, C, h, w) (or (N, C, P*h, w)) the codec's reconstruction of the bottleneck,
+            0..255.
         bits: (N,) bits of each coded image (whole file for the real codec).
         bpp: (N,) bits per pixel of the original image (bits / (H * W)).
     """
@@ -86,11 +94,19 @@ class SandwichModel(nn.Module):
         self.scenario = get_scenario(scenario) if isinstance(scenario, str) else scenario
         s = self.scenario
         self.pre_widths, self.post_widths = tuple(pre_widths), tuple(post_widths)
+        # a multi-plane bottleneck is its planes side by side as channels to the networks
+        b_ch = s.bottleneck_channels * s.planes
         self.pre = PreProcessor(
-            s.bottleneck_channels, s.base, s.downscale, self.pre_widths, quality_input, activation
+            b_ch,
+            s.base,
+            s.downscale,
+            self.pre_widths,
+            quality_input,
+            activation,
+            in_channels=s.channels,
         )
         self.post = PostProcessor(
-            s.bottleneck_channels, s.base, self.post_widths, quality_input, activation
+            b_ch, s.base, self.post_widths, quality_input, activation, out_channels=s.channels
         )
         self.proxy = JpegProxy(s.subsampling, rounding)
         self.real = JpegCodec(s.subsampling)
@@ -114,16 +130,20 @@ class SandwichModel(nn.Module):
         """Run the sandwich on a batch.
 
         Args:
-            x: (N, 3, H, W) RGB, 0..255.
+            x: (N, 3, H, W) RGB (N, channels, H, W for multichannel scenarios), 0..255.
             quality: JPEG quality 1..100, scalar or (N,).
             real: use the real codec (no gradients) instead of the proxy.
+
+        With ``planes`` P > 1 the codec (proxy or real) codes the P planes stacked vertically,
+        one (N, C, P*h, w) image per sample, exactly as :meth:`compress` writes them.
         """
         h, w = x.shape[-2:]
         cond = quality_to_feature(quality, x.shape[0]).to(x.device) if self.quality_input else None
-        b = self.pre(x, cond)
+        p = self.scenario.planes
+        b = stack(self.pre(x, cond), p)
         codec = self.real if real else self.proxy
         out = codec(b, quality)
-        x_hat = self.post(out.x_hat, (h, w), cond)
+        x_hat = self.post(unstack(out.x_hat, p), (h, w), cond)
         if real:
             x_hat = x_hat.clamp(0, 255)
         return SandwichOutput(x_hat, b, out.x_hat, out.bits, out.bits / (h * w))
@@ -143,7 +163,13 @@ class SandwichModel(nn.Module):
         """
         deep = self.scenario.bit_depth > 8
         ok = (np.uint8, np.uint16) if deep else (np.uint8,)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype not in ok:
+        n = self.scenario.channels
+        if n != 3 and (image.ndim != 3 or image.shape[2] != n or image.dtype != np.uint8):
+            got = f"({', '.join(map(str, image.shape))}) {image.dtype}"
+            raise SandwichError(
+                f"model {self.name!r} takes {n}-channel 8-bit images (H, W, {n}) uint8, got {got}"
+            )
+        if n == 3 and (image.ndim != 3 or image.shape[2] != 3 or image.dtype not in ok):
             if deep:
                 raise SandwichError(
                     f"model {self.name!r} takes {self.scenario.bit_depth}-bit (uint16) or 8-bit "
@@ -156,7 +182,7 @@ class SandwichModel(nn.Module):
         return t.to(self.device)
 
     def _from_output(self, y: Tensor) -> np.ndarray:
-        """(1, 3, H, W) post-processor output, 0..255 floats -> (H, W, 3) ``sample_dtype``."""
+        """(1, C, H, W) post-processor output, 0..255 floats -> (H, W, C) ``sample_dtype``."""
         if self.scenario.bit_depth <= 8:
             out = y.round().clamp(0, 255).to(torch.uint8)
             return out[0].permute(1, 2, 0).cpu().numpy()
@@ -166,25 +192,36 @@ class SandwichModel(nn.Module):
 
     @torch.inference_mode()
     def bottleneck_image(self, image: np.ndarray, quality: int = 75) -> np.ndarray:
-        """The 8-bit bottleneck the codec carries at ``quality``: (h, w) or (h, w, 3) uint8."""
+        """The 8-bit bottleneck the codec carries at ``quality``: (h, w) or (h, w, 3) uint8;
+        (P*h, w, 3) for P planes, stacked vertically as in the JPEG file."""
         cond = quality_to_feature(quality, 1).to(self.device) if self.quality_input else None
-        b = self.pre(self._to_tensor(image), cond).round().clamp(0, 255).to(torch.uint8)
+        b = stack(self.pre(self._to_tensor(image), cond), self.scenario.planes)
+        b = b.round().clamp(0, 255).to(torch.uint8)
         arr = b[0].permute(1, 2, 0).cpu().numpy()
         return arr[:, :, 0] if arr.shape[2] == 1 else arr
 
     def compress(self, image: np.ndarray, quality: int) -> bytes:
         """(H, W, 3) RGB -> a standard JPEG file carrying the sandwich marker.
 
-        uint8 for 8-bit scenarios; uint16 (or uint8) for high-bit-depth ones (``hdr16``).
+        uint8 for 8-bit scenarios; uint16 (or uint8) for high-bit-depth ones (``hdr16``);
+        (H, W, channels) uint8 for multichannel ones, whose ``planes`` planes are stacked
+        vertically in the one JPEG (planes * ceil(H / downscale) rows).
         """
         h, w = image.shape[:2]
+        rows = self.scenario.planes * -(-h // self.scenario.downscale)
+        if rows > MAX_JPEG_SIDE:
+            raise SandwichError(
+                f"image is {h} pixels tall: its {self.scenario.planes} stacked planes would be "
+                f"{rows} rows, more than a JPEG holds ({MAX_JPEG_SIDE})"
+            )
         data = self.real.encode(self.bottleneck_image(image, quality), quality)
         return insert_marker(data, MarkerInfo(self.name, self.version, h, w))
 
     @torch.inference_mode()
     def decompress(self, data: bytes) -> np.ndarray:
         """A sandwich JPEG (with or without marker) -> (H, W, 3) RGB of ``sample_dtype``
-        (uint8, or uint16 for high-bit-depth scenarios)."""
+        (uint8, or uint16 for high-bit-depth scenarios); (H, W, channels) uint8 for multichannel
+        scenarios."""
         info = read_marker(data)
         try:
             dec = self.real.decode(data)
@@ -197,11 +234,16 @@ class SandwichModel(nn.Module):
                 f"this JPEG has {dec.shape[2]} channel(s) but model {self.name!r} expects "
                 f"{self.scenario.bottleneck_channels}"
             )
-        k = self.scenario.downscale
+        k, p = self.scenario.downscale, self.scenario.planes
+        if dec.shape[0] % p:
+            raise SandwichError(
+                f"this JPEG is {dec.shape[0]} rows tall, not {p} stacked planes of equal height "
+                f"as model {self.name!r} expects"
+            )
         if info is not None:
             size = (info.height, info.width)
         else:
-            size = (dec.shape[0] * k, dec.shape[1] * k)
+            size = (dec.shape[0] // p * k, dec.shape[1] * k)
         step = float(np.mean(self.real.luma_qtable(data))) if self.quality_input else None
         return self.reconstruct(dec, size, step)
 
@@ -210,7 +252,9 @@ class SandwichModel(nn.Module):
         self, decoded: np.ndarray, size: tuple[int, int], luma_step: float | None = None
     ) -> np.ndarray:
         """Post-process a decoded bottleneck, (h, w) or (h, w, C) uint8, to (H, W, 3) RGB of
-        ``sample_dtype`` (uint8, or uint16 for high-bit-depth scenarios).
+        ``sample_dtype`` (uint8, or uint16 for high-bit-depth scenarios). For P planes the
+        decoded image is (P*h, w, C), the planes stacked vertically, and the result is
+        (H, W, channels) uint8.
 
         The decoded image may come from any real codec (the file's JPEG, or WebP/AVIF/HEIC/JPEG
         XL carrying the same bottleneck). ``luma_step``: the mean luma quantisation step the
@@ -223,7 +267,13 @@ class SandwichModel(nn.Module):
                 f"the decoded bottleneck has {dec.shape[2]} channel(s) but model {self.name!r} "
                 f"expects {self.scenario.bottleneck_channels}"
             )
+        if dec.shape[0] % self.scenario.planes:
+            raise SandwichError(
+                f"the decoded bottleneck is {dec.shape[0]} rows tall, not "
+                f"{self.scenario.planes} stacked planes of equal height"
+            )
         y = torch.from_numpy(np.array(dec, copy=True)).permute(2, 0, 1)[None].float()
+        y = unstack(y, self.scenario.planes)
         cond = None
         if self.quality_input and luma_step is not None:
             cond = quality_feature(torch.tensor([luma_step])).to(self.device)

@@ -11,6 +11,8 @@ gray       colour through a 1-channel bottleneck         JPEG 4:0:0 (gray)   chr
 lowres2    3-channel bottleneck at half resolution       JPEG 4:2:0          bicubic
 lowres4    3-channel bottleneck at quarter resolution    JPEG 4:2:0          bicubic
 hdr16      16-bit RGB through an 8-bit bottleneck        JPEG 4:2:0          identity
+normals    a tangent-space normal map (3 channels)       JPEG 4:2:0          identity
+material6  albedo + normals (6 channels) in 2 planes     JPEG 4:2:0, 2 tall  identity
 =========  ============================================  ==================  =========
 
 ``base`` is the analytic scheme an untrained sandwich starts from (the networks add residuals that
@@ -25,6 +27,17 @@ carries the extra precision) and the post-processor's output leaves as
 and output; an untrained ``hdr16`` model is "the 8-bit ceiling": round to 8 bits, plain JPEG,
 scale back. 10- and 12-bit content stored the PNG way (scaled to 16 bits) goes through ``hdr16``
 as it is.
+
+``channels`` is the number of channels of the images in and out (3 for every RGB scenario) and
+``planes`` the number of ``bottleneck_channels``-channel images the bottleneck is made of. Several
+planes travel in ONE standard JPEG, stacked vertically (plane p occupies rows p*h..(p+1)*h of a
+planes*h tall image), so any viewer opens the file and shows the planes one above the other. The
+``identity`` base of a multi-plane scenario puts channel group g (channels 3g..3g+2) into
+plane g as it is (missing channels of the last plane are filled with 128), so an
+untrained ``material6`` model is exactly "albedo and normal map as two 4:2:0 JPEG planes in one
+file" (the ``material-jpeg`` baseline). N-channel images are stored as (H, W, N) uint8 ``.npy``
+arrays (``sandwich data --kind material``). ``normals`` needs no new mechanism: it is ``rgb``
+trained and evaluated on the normal maps alone (``data/material/normals``, 3-channel PNGs).
 """
 
 from __future__ import annotations
@@ -46,11 +59,18 @@ class Scenario:
     codec: str = "jpeg"
     distortion: str = "psnr"  # the training loss (see sandwich.training.losses)
     bit_depth: int = 8  # bits per sample of the images in and out (the bottleneck stays 8-bit)
+    channels: int = 3  # channels of the images in and out (6 for albedo + normals)
+    planes: int = 1  # bottleneck images stacked vertically in the one JPEG file
 
     @property
     def peak(self) -> int:
         """Largest sample value of the images in and out: 255, or 65535 for 16 bits."""
         return (1 << self.bit_depth) - 1
+
+    @property
+    def multichannel(self) -> bool:
+        """True for scenarios whose images are not 3-channel RGB (N-channel ``.npy`` arrays)."""
+        return self.channels != 3
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,6 +121,26 @@ SCENARIOS: dict[str, Scenario] = {
         (10, 90),
         "16-bit RGB through an 8-bit 4:2:0 JPEG",
         bit_depth=16,
+    ),
+    "normals": Scenario(
+        "normals",
+        "4:2:0",
+        3,
+        1,
+        "identity",
+        (10, 90),
+        "a tangent-space normal map through 4:2:0 JPEG (data/material/normals)",
+    ),
+    "material6": Scenario(
+        "material6",
+        "4:2:0",
+        3,
+        1,
+        "identity",
+        (10, 90),
+        "albedo + normals (6 channels) as two 4:2:0 JPEG planes in one file",
+        channels=6,
+        planes=2,
     ),
 }
 

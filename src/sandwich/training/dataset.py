@@ -1,4 +1,8 @@
-"""Random patches from a folder of images (crops and flips), deterministic given a generator."""
+"""Random patches from a folder of images (crops and flips), deterministic given a generator.
+
+A folder may also hold N-channel images as (H, W, N) uint8 ``.npy`` arrays (``sandwich data
+--kind material``); patches then have N channels.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +14,15 @@ from PIL import Image
 from torch import Tensor
 
 from sandwich.errors import SandwichError
-from sandwich.io import list_images
+from sandwich.io import ARRAY_SUFFIX, list_arrays, list_images
 
 
 def list_image_files(folder: str | Path) -> list[Path]:
-    """The images of a training folder; a clear error if there are none."""
+    """The images (and .npy N-channel arrays) of a training folder; a clear error if there are
+    none."""
     if not Path(folder).is_dir():
         raise SandwichError(f"{folder}: no such folder; build one with `sandwich data`")
-    files = list_images(folder)
+    files = sorted(list_images(folder) + list_arrays(folder))
     if not files:
         raise SandwichError(f"{folder}: no images in this folder")
     return files
@@ -26,8 +31,10 @@ def list_image_files(folder: str | Path) -> list[Path]:
 def _read_rgb(path: Path) -> np.ndarray:
     """(H, W, 3) RGB of a training image: uint16 for 16-bit files (full precision), else uint8
     (anything Pillow reads, converted to RGB)."""
-    from sandwich.io import load_image, stored_bits
+    from sandwich.io import load_image, read_array, stored_bits
 
+    if path.suffix.lower() == ARRAY_SUFFIX:
+        return read_array(path)  # (H, W, N) uint8
     with Image.open(path) as im:
         if stored_bits(im) <= 8:
             return np.asarray(im.convert("RGB"))
@@ -45,6 +52,9 @@ class PatchSampler:
     precision and come out as x16 / 257: floats on the same 0..255 scale whose fractions carry
     the extra bits. If the folder holds any, its 8-bit images are kept as x8 * 257, which gives
     back exactly x8. ``bit_depth`` is 16 then, else 8.
+
+    ``.npy`` arrays (H, W, N) uint8 give (N, N_ch, P, P) patches; ``channels`` is N_ch (3 for
+    RGB images), and every file of a folder must have the same number of channels.
     """
 
     def __init__(self, folder: str | Path, patch: int):
@@ -57,6 +67,13 @@ class PatchSampler:
             arrays.append(arr)
         if not arrays:
             raise SandwichError(f"{folder}: no image is at least {patch}x{patch} pixels")
+        counts = sorted({a.shape[2] for a in arrays})
+        if len(counts) > 1:
+            raise SandwichError(
+                f"{folder}: mixes images of {' and '.join(map(str, counts))} channels; keep one "
+                "kind per folder"
+            )
+        self.channels = counts[0]
         self.bit_depth = 16 if any(a.dtype == np.uint16 for a in arrays) else 8
         # torch has no flip for uint16: 16-bit samples are kept as int32
         self.images: list[Tensor] = []
@@ -71,7 +88,7 @@ class PatchSampler:
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         p = self.patch
         idx = torch.multinomial(self.weights, n, replacement=True, generator=generator)
-        out = torch.empty(n, 3, p, p, dtype=self.images[0].dtype)
+        out = torch.empty(n, self.channels, p, p, dtype=self.images[0].dtype)
         for k, i in enumerate(idx.tolist()):
             img = self.images[i]
             _, h, w = img.shape

@@ -174,6 +174,12 @@ def train(
     net = distributed.wrap(model, d, device)
 
     sampler = PatchSampler(cfg.data, cfg.patch)
+    if sampler.channels != scenario.channels:
+        hint = " (build them with `sandwich data --kind material`)" if scenario.multichannel else ""
+        raise SandwichError(
+            f"{cfg.data} holds {sampler.channels}-channel images but scenario {cfg.scenario!r} "
+            f"takes {scenario.channels}-channel ones{hint}"
+        )
     if scenario.bit_depth > sampler.bit_depth and d.main:
         tqdm.write(
             f"warning: {cfg.data} holds only {sampler.bit_depth}-bit images, so this "
