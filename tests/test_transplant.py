@@ -54,9 +54,12 @@ def test_results_page(run_cli, small_png, tmp_path: Path, monkeypatch) -> None:
 
     small_png("val/a.png", size=(48, 64))
     recipes = [
-        ("gray", ["-m", "gray-modem", "-b", "jpeg-gray", "--qualities", "30,60"]),
-        ("absent", ["-m", "gray-jpeg", "-b", "jpeg-gray", "--qualities", "30,60"]),
+        ("gray", ["-m", "gray-modem", "-b", "jpeg-gray", "--qualities", "30,60"], None),
+        ("absent", ["-m", "gray-jpeg", "-b", "jpeg-gray", "--qualities", "30,60"], None),
+        ("own", ["-b", "jpeg-gray", "--qualities", "30"], (str(tmp_path / "own"), "make it")),
+        ("nodata", ["-b", "jpeg-gray"], (str(tmp_path / "none"), "sandwich data --kind x")),
     ]
+    small_png("own/b.png", size=(32, 32))
     monkeypatch.setattr(rc, "RECIPES", recipes)
     monkeypatch.setattr("sandwich.zoo.weights_dir", lambda: tmp_path / "no-weights")
     out = tmp_path / "results.md"
@@ -65,3 +68,5 @@ def test_results_page(run_cli, small_png, tmp_path: Path, monkeypatch) -> None:
     text = out.read_text()
     assert "`a.png`" in text and "## gray" in text and "gray-modem" in text
     assert "Not evaluated" in text and "gray-jpeg" in text
+    assert "`b.png`" in text and "(made by `make it`)" in text
+    assert "build it with `sandwich data --kind x`" in text

@@ -14,30 +14,61 @@ import typer
 
 from sandwich.errors import SandwichError
 
-# (title, eval arguments): models (-m), baselines (-b), anchors (-a), metrics
-RECIPES: list[tuple[str, list[str]]] = [
+# (title, eval arguments, images): models (-m), baselines (-b), anchors (-a), metrics; images is
+# None for the page's validation folder, or the folder this scenario's own data is in (16-bit or
+# multichannel copies of the same validation photos, made by `sandwich data`), with how to build it
+RECIPES: list[tuple[str, list[str], tuple[str, str] | None]] = [
     (
         "Colour through grayscale JPEG (`gray`)",
         ["-m", "gray-jpeg", "-m", "gray-modem", "-b", "jpeg-gray", "-b", "jpeg-420",
          "-a", "jpeg-gray", "-a", "jpeg-420", "--metrics", "ms_ssim"],
+        None,
+    ),
+    (
+        "RGB through 4:2:0 JPEG (`rgb`)",
+        ["-m", "rgb-jpeg", "-b", "jpeg-420", "--metrics", "psnr_y,ms_ssim,lpips"],
+        None,
+    ),
+    (
+        "RGB through 4:2:0 JPEG for MS-SSIM and for LPIPS (`msssim`, `lpips`)",
+        ["-m", "msssim-jpeg", "-m", "lpips-jpeg", "-m", "rgb-jpeg", "-b", "jpeg-420",
+         "--metrics", "ms_ssim,lpips"],
+        None,
     ),
     (
         "Full resolution through half-size JPEG (`lowres2`)",
         ["-m", "lowres2-jpeg", "-b", "lowres2-bicubic", "-b", "jpeg-420",
          "-a", "lowres2-bicubic", "-a", "jpeg-420", "--metrics", "ms_ssim"],
+        None,
     ),
     (
-        "RGB through 4:2:0 JPEG (`rgb`)",
-        ["-m", "rgb-jpeg", "-b", "jpeg-420", "--metrics", "psnr_y,ms_ssim,lpips"],
+        "Full resolution through quarter-size JPEG (`lowres4`)",
+        ["-m", "lowres4-jpeg", "-b", "lowres4-bicubic", "-b", "jpeg-420",
+         "-a", "lowres4-bicubic", "-a", "jpeg-420", "--metrics", "ms_ssim"],
+        None,
     ),
     (
         "The JPEG-trained `rgb-jpeg` over other codecs, without retraining",
-        ["-m", "rgb-jpeg@avif", "-m", "rgb-jpeg@webp", "-b", "avif", "-b", "webp",
-         "-a", "avif", "-a", "webp", "--metrics", "ms_ssim"],
+        ["-m", "rgb-jpeg@avif", "-m", "rgb-jpeg@webp", "-m", "rgb-jpeg@heic",
+         "-b", "avif", "-b", "webp", "-b", "heic", "-a", "avif", "-a", "webp", "-a", "heic",
+         "--metrics", "ms_ssim"],
+        None,
+    ),
+    (
+        "16-bit images through 8-bit JPEG (`hdr16`)",
+        ["-m", "hdr16-jpeg", "-b", "hdr-8bit", "-b", "hdr-jpeg12", "-a", "hdr-8bit",
+         "--metrics", "psnr"],
+        ("data/corpus16/val", "sandwich data --bit-depth 16"),
+    ),
+    (
+        "Albedo + normals, 6 channels through one JPEG (`material6`)",
+        ["-m", "material6-jpeg", "-b", "material-jpeg", "--metrics", "psnr"],
+        ("data/material/val", "sandwich data --kind material"),
     ),
     (
         "Progressive recurrent codec (`rnn`)",
         ["-m", "rnn", "-b", "jpeg-420", "--metrics", "ms_ssim"],
+        None,
     ),
 ]  # fmt: skip
 
@@ -69,22 +100,26 @@ def register(app: typer.Typer) -> None:
         ]
         skipped = []
         with tempfile.TemporaryDirectory() as tmp:
-            for k, (title, args) in enumerate(RECIPES):
-                missing = [m for m in _models(args) if m in ZOO and not available(ZOO[m])]
+            for k, (title, args, own) in enumerate(RECIPES):
+                missing = [m for m in _models(args) if m not in ZOO or not available(ZOO[m])]
                 if missing:
                     skipped.append(f"{title}: no weights for {', '.join(missing)}")
                     continue
+                images = data if own is None else Path(own[0])
+                if not images.is_dir():
+                    skipped.append(f"{title}: no {images} (build it with `{own[1]}`)")
+                    continue
                 md = Path(tmp) / f"{k}.md"
-                argv = ["eval", str(data), *args, "--markdown", str(md)]
+                argv = ["eval", str(images), *args, "--markdown", str(md)]
                 typer.echo(f"[{k + 1}/{len(RECIPES)}] sandwich {shlex.join(argv[:-2])}")
                 code = main(argv)
                 if code != 0:
                     raise SandwichError(f"recipe {title!r} failed (exit {code})")
-                parts += [
-                    f"\n## {title}\n",
-                    f"`sandwich {shlex.join(argv[:-2])}`\n",
-                    md.read_text(),
-                ]
+                parts += [f"\n## {title}\n", f"`sandwich {shlex.join(argv[:-2])}`\n"]
+                if own is not None:
+                    names = ", ".join(f"`{f.name}`" for f in expand_images([images]))
+                    parts.append(f"Images: {names}, in `{images}` (made by `{own[1]}`).\n")
+                parts.append(md.read_text())
         if skipped:
             parts += ["\n## Not evaluated\n", *[f"- {s}\n" for s in skipped]]
         atomic_write_bytes(out, "\n".join(parts).encode(), force=True)

@@ -37,6 +37,7 @@ class ZooEntry:
             f"JPEG {s.subsampling}"
             + (f", 1/{s.downscale} size" if s.downscale > 1 else "")
             + (f", {s.bit_depth}-bit image" if s.bit_depth > 8 else "")
+            + (f", {s.channels} channels in {s.planes} planes" if s.planes > 1 else "")
         )
 
 
@@ -99,6 +100,13 @@ ZOO: dict[str, ZooEntry] = {
             1,
             "16-bit RGB through 8-bit 4:2:0 JPEG (trained)",
             "hdr16-jpeg.safetensors",
+        ),
+        ZooEntry(
+            "material6-jpeg",
+            "material6",
+            1,
+            "albedo + normal map (6 channels) through one 4:2:0 JPEG (trained)",
+            "material6-jpeg.safetensors",
         ),
         ZooEntry(
             "gray-modem",
