@@ -60,6 +60,10 @@ def test_results_page(run_cli, small_png, tmp_path: Path, monkeypatch) -> None:
         ("nodata", ["-b", "jpeg-gray"], (str(tmp_path / "none"), "sandwich data --kind x")),
     ]
     small_png("own/b.png", size=(32, 32))
+    arrays = tmp_path / "arrays"
+    arrays.mkdir()
+    np.save(arrays / "m.npy", np.zeros((32, 32, 6), np.uint8))
+    recipes.append(("npy", ["-b", "material-jpeg", "--qualities", "30"], (str(arrays), "kind")))
     monkeypatch.setattr(rc, "RECIPES", recipes)
     monkeypatch.setattr("sandwich.zoo.weights_dir", lambda: tmp_path / "no-weights")
     out = tmp_path / "results.md"
@@ -70,3 +74,4 @@ def test_results_page(run_cli, small_png, tmp_path: Path, monkeypatch) -> None:
     assert "Not evaluated" in text and "gray-jpeg" in text
     assert "`b.png`" in text and "(made by `make it`)" in text
     assert "build it with `sandwich data --kind x`" in text
+    assert "`m.npy`" in text and "## npy" in text

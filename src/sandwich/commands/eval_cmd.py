@@ -42,7 +42,7 @@ def _command_line(data, model, baseline, qualities, anchor, metrics, out, json_o
     return shlex.join(argv)
 
 
-def _expand_arrays(paths: list[Path]) -> list[Path]:
+def expand_arrays(paths: list[Path]) -> list[Path]:
     """Files as given, folders expanded to their ``.npy`` arrays (N-channel images, sorted)."""
     from sandwich.io import list_arrays
 
@@ -176,7 +176,7 @@ def register(app: typer.Typer) -> None:
                 raise SandwichError("N-channel and 16-bit pipelines cannot share one evaluation")
             chosen = for_channels(chosen, n_ch)
 
-        files = expand_images(data) if n_ch == 3 else _expand_arrays(data)
+        files = expand_images(data) if n_ch == 3 else expand_arrays(data)
         images, image_files = {}, []
         for f in files:
             key = f.name if f.name not in images else str(f)

@@ -26,7 +26,7 @@ RECIPES: list[tuple[str, list[str], tuple[str, str] | None]] = [
     ),
     (
         "RGB through 4:2:0 JPEG (`rgb`)",
-        ["-m", "rgb-jpeg", "-b", "jpeg-420", "--metrics", "psnr_y,ms_ssim,lpips"],
+        ["-m", "rgb-jpeg", "-b", "jpeg-420", "--metrics", "psnr_y,ms_ssim"],
         None,
     ),
     (
@@ -117,7 +117,11 @@ def register(app: typer.Typer) -> None:
                     raise SandwichError(f"recipe {title!r} failed (exit {code})")
                 parts += [f"\n## {title}\n", f"`sandwich {shlex.join(argv[:-2])}`\n"]
                 if own is not None:
-                    names = ", ".join(f"`{f.name}`" for f in expand_images([images]))
+                    from sandwich.commands.eval_cmd import expand_arrays
+
+                    listed = [f for f in images.iterdir() if f.suffix.lower() == ".npy"]
+                    found = expand_arrays([images]) if listed else expand_images([images])
+                    names = ", ".join(f"`{f.name}`" for f in found)
                     parts.append(f"Images: {names}, in `{images}` (made by `{own[1]}`).\n")
                 parts.append(md.read_text())
         if skipped:
