@@ -9,14 +9,18 @@ from sandwich.errors import SandwichError
 from sandwich.io import atomic_write_bytes, list_images
 
 
-def expand_images(paths: list[Path]) -> list[Path]:
-    """Files as given, folders expanded to their image files (sorted)."""
+def expand_images(
+    paths: list[Path], lister=None, empty: str = "no images in this folder"
+) -> list[Path]:
+    """Files as given, folders expanded by ``lister`` (default: their image files, sorted);
+    ``empty`` is the error for a folder with none."""
+    lister = lister or list_images
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            found = list_images(p)
+            found = lister(p)
             if not found:
-                raise SandwichError(f"{p}: no images in this folder")
+                raise SandwichError(f"{p}: {empty}")
             out.extend(found)
         elif p.exists():
             out.append(p)

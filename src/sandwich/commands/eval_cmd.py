@@ -44,23 +44,15 @@ def _command_line(data, model, baseline, qualities, anchor, metrics, out, json_o
 
 def expand_arrays(paths: list[Path]) -> list[Path]:
     """Files as given, folders expanded to their ``.npy`` arrays (N-channel images, sorted)."""
+    from sandwich.commands.common import expand_images
     from sandwich.io import list_arrays
 
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            found = list_arrays(p)
-            if not found:
-                raise SandwichError(
-                    f"{p}: no .npy arrays in this folder (N-channel pipelines take (H, W, N) "
-                    "uint8 .npy files; see `sandwich data --kind material`)"
-                )
-            out.extend(found)
-        elif p.exists():
-            out.append(p)
-        else:
-            raise SandwichError(f"{p}: no such file or folder")
-    return out
+    return expand_images(
+        paths,
+        list_arrays,
+        "no .npy arrays in this folder (N-channel pipelines take (H, W, N) uint8 .npy files; "
+        "see `sandwich data --kind material`)",
+    )
 
 
 def register(app: typer.Typer) -> None:
