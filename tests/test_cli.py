@@ -554,3 +554,5 @@ def test_train_init_from_other_run(run_cli, check_error, tmp_path: Path, sample_
     assert "do not match" in check_error(code, err)
     code, _, err = run_cli([*argv, "--loss", "dssim+mse2"])
     assert "unknown distortion" in check_error(code, err)
+    code, _, err = run_cli([*argv, "--loss", "dssim5"])  # 5-scale MS-SSIM on 32-pixel patches
+    assert "--patch" in check_error(code, err)

@@ -8,12 +8,13 @@ import torch
 
 from sandwich.evaluation.metrics import ms_ssim
 from sandwich.scenarios import SCENARIOS
-from sandwich.training.losses import DISTORTIONS, distortion, parse_loss
+from sandwich.training.losses import DISTORTIONS, distortion, min_patch, parse_loss
 
 
 @pytest.mark.parametrize("kind", DISTORTIONS)
 def test_distortion_orders_reconstructions(kind: str, sample_full: np.ndarray) -> None:
-    x = torch.from_numpy(sample_full[:64, :96].copy()).permute(2, 0, 1)[None].float()
+    side = max(64, min_patch(kind))
+    x = torch.from_numpy(sample_full[:side, : side + 32].copy()).permute(2, 0, 1)[None].float()
     x = x.repeat(2, 1, 1, 1)
     g = torch.Generator().manual_seed(0)
     noise = torch.randn(x.shape, generator=g)
@@ -36,6 +37,16 @@ def test_msssim_distortion_is_minus_msssim_in_db(sample_full: np.ndarray) -> Non
     assert d < 0
     # three scales on a small patch: close to, not equal to, the full MS-SSIM of the metric
     assert abs((1 - 10 ** (d / 10)) - ms_ssim(a, b)) < 0.05
+
+
+def test_dssim5_is_the_reported_msssim(sample_full: np.ndarray) -> None:
+    a = sample_full[:176, :192].copy()
+    b = np.clip(a.astype(int) + np.random.default_rng(2).integers(-12, 13, a.shape), 0, 255)
+    b = b.astype(np.uint8)
+    ta = torch.from_numpy(a).permute(2, 0, 1)[None].float()
+    tb = torch.from_numpy(b).permute(2, 0, 1)[None].float()
+    assert min_patch("dssim5+0.001*mse") == 161
+    assert abs(float(distortion(tb, ta, "dssim5")[0]) - (1 - ms_ssim(a, b))) < 1e-5
 
 
 def test_every_scenario_names_a_known_distortion() -> None:

@@ -32,10 +32,12 @@ def register(app: typer.Typer) -> None:
         lr: float = typer.Option(1e-3, help="peak learning rate (cosine decay)"),
         loss: str = typer.Option(
             None,
-            help="mse, psnr, dssim, msssim, lpips, lpips-db or a weighted sum such as "
+            help="mse, psnr, dssim, dssim5, msssim, lpips, lpips-db or a weighted sum such as "
             "'dssim+0.0002*mse' (default: the scenario's); see training.losses",
         ),
-        lmbda: float = typer.Option(4.0, "--lambda", help="rate weight (dB or MSE per bpp)"),
+        lmbda: float = typer.Option(
+            20.0, "--lambda", help="rate weight in loss units per bpp (MSE per bpp for mse)"
+        ),
         pre_lr_scale: float = typer.Option(0.3, help="pre-processor lr = lr * this (0 freezes)"),
         quality_min: int = typer.Option(None, help="lowest JPEG quality drawn (default: scenario)"),
         quality_max: int = typer.Option(None, help="highest JPEG quality drawn"),
@@ -64,7 +66,7 @@ def register(app: typer.Typer) -> None:
             raise SandwichError(f"rounding {rounding!r}: use ste, noise or cubic")
         if activation not in ("leaky", "relu"):
             raise SandwichError(f"activation {activation!r}: use leaky or relu")
-        from sandwich.training.losses import parse_loss
+        from sandwich.training.losses import min_patch, parse_loss
 
         if loss is None:
             from sandwich.scenarios import get_scenario
@@ -74,6 +76,11 @@ def register(app: typer.Typer) -> None:
             parse_loss(loss)
         except ValueError as e:
             raise SandwichError(str(e)) from None
+        if patch < min_patch(loss):
+            raise SandwichError(
+                f"loss {loss!r} needs patches of at least {min_patch(loss)} pixels; "
+                f"raise --patch (now {patch})"
+            )
         cfg = TrainConfig(
             scenario=scenario,
             data=str(data),

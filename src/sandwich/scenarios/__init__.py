@@ -57,7 +57,7 @@ class Scenario:
     quality_range: tuple[int, int]
     description: str
     codec: str = "jpeg"
-    distortion: str = "psnr"  # the training loss (see sandwich.training.losses)
+    distortion: str = "mse"  # the default training loss (see sandwich.training.losses)
     bit_depth: int = 8  # bits per sample of the images in and out (the bottleneck stays 8-bit)
     channels: int = 3  # channels of the images in and out (6 for albedo + normals)
     planes: int = 1  # bottleneck images stacked vertically in the one JPEG file

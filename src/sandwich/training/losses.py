@@ -5,6 +5,8 @@ Single terms:
 - ``mse``: plain MSE in 0..255 units (the reference's loss);
 - ``psnr``: 10 log10(MSE), i.e. minus PSNR up to a constant;
 - ``dssim``: 1 - MS-SSIM (three scales, 7x7 window, so it fits patches of 32 pixels and more);
+- ``dssim5``: 1 - the standard MS-SSIM that the evaluation reports (five scales, 11x11 window);
+  needs patches of at least 161 pixels (``--patch 176``);
 - ``msssim``: 10 log10(1 - MS-SSIM), i.e. minus MS-SSIM in dB;
 - ``lpips``: AlexNet LPIPS of :mod:`sandwich.evaluation.perceptual` (0 = identical);
 - ``lpips-db``: 10 log10(LPIPS).
@@ -25,7 +27,10 @@ from torch import Tensor
 
 from sandwich.evaluation.metrics import ms_ssim_torch
 
-DISTORTIONS = ("mse", "psnr", "dssim", "msssim", "lpips", "lpips-db")
+DISTORTIONS = ("mse", "psnr", "dssim", "dssim5", "msssim", "lpips", "lpips-db")
+
+# smallest training patch side each distortion accepts
+MIN_PATCH = {"dssim": 25, "msssim": 25, "dssim5": 161}
 
 
 def parse_loss(spec: str) -> list[tuple[float, str]]:
@@ -46,14 +51,20 @@ def parse_loss(spec: str) -> list[tuple[float, str]]:
     return terms
 
 
+def min_patch(spec: str) -> int:
+    """Smallest patch side (pixels) that every term of loss ``spec`` can be computed on."""
+    return max([MIN_PATCH.get(name, 1) for _, name in parse_loss(spec)])
+
+
 def _term(x_hat: Tensor, x: Tensor, kind: str) -> Tensor:
     if kind in ("mse", "psnr"):
         mse = ((x_hat - x) ** 2).mean(dim=(1, 2, 3))
         return mse if kind == "mse" else 10.0 * torch.log10(mse.clamp_min(1e-3))
-    if kind in ("dssim", "msssim"):
+    if kind in ("dssim", "msssim", "dssim5"):
         a, b = (x_hat / 255.0).clamp(0, 1), x / 255.0
-        d = 1.0 - ms_ssim_torch(a, b, 1.0, scales=3, win_size=7, per_image=True)
-        return d if kind == "dssim" else 10.0 * torch.log10(d.clamp_min(1e-5))
+        scales, win = (5, 11) if kind == "dssim5" else (3, 7)
+        d = 1.0 - ms_ssim_torch(a, b, 1.0, scales=scales, win_size=win, per_image=True)
+        return 10.0 * torch.log10(d.clamp_min(1e-5)) if kind == "msssim" else d
     from sandwich.evaluation.perceptual import lpips_torch
 
     per = lpips_torch(x_hat, x, reduction="none").flatten()

@@ -48,8 +48,8 @@ class TrainConfig:
     pre_lr_scale: float = 0.3
     quality_input: bool = False
     activation: str = "leaky"
-    lmbda: float = 4.0
-    loss: str = "psnr"
+    lmbda: float = 20.0  # rate weight: loss units per bpp (MSE per bpp for the default loss)
+    loss: str = "mse"
     range_penalty: float = 1.0
     quality_min: int | None = None
     quality_max: int | None = None
