@@ -34,11 +34,9 @@ import importlib.metadata
 import json
 import math
 import os
-import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,13 +44,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from sandwich.data.staging import MANIFEST_NAME, command_line, staged_folder, write_manifest
 from sandwich.errors import SandwichError
 from sandwich.io import encode_png16, load_image, stored_bits
 from sandwich.io import list_images as list_images  # re-exported for corpus users
 
 MULTIPLE = 16  # both sides of every corpus image are multiples of this
 TRAIN_MAX_SIDE = 1024  # training images are downscaled until the longer side fits
-MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 
 DEB_TRAIN = ("lomiri-wallpapers-16.04", "mate-backgrounds")
@@ -495,27 +493,6 @@ def _totals(images: Iterable[dict]) -> dict:
     return totals
 
 
-def _command_line() -> str:
-    """The command line of this process, with ``python -m sandwich`` spelled as such."""
-    argv = list(sys.argv)
-    if argv and Path(argv[0]).name == "__main__.py" and Path(argv[0]).parent.name == "sandwich":
-        argv[0:1] = [Path(sys.executable).name, "-m", "sandwich"]
-    return shlex.join(argv)
-
-
-def _check_out(out: Path, force: bool) -> bool:
-    """True if ``out`` holds something that the new corpus will replace."""
-    if not out.exists():
-        return False
-    if not out.is_dir():
-        raise SandwichError(f"{out} exists and is not a folder")
-    if not any(out.iterdir()):
-        return False
-    if not force:
-        raise SandwichError(f"{out} already exists; pass --force to rebuild it")
-    return True
-
-
 def _reuse_cache(old_cache: Path, new_cache: Path) -> None:
     """Hard-link (or copy) previously downloaded .deb files so --force needs no download."""
     if not old_cache.is_dir():
@@ -552,17 +529,12 @@ def build_corpus(
     if bit_depth not in (8, 16):
         raise SandwichError(f"--bit-depth {bit_depth}: use 8 or 16")
     out = Path(out).absolute()
-    replace = _check_out(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the corpus is an ordinary folder
-    done = False
 
     def say(msg: str) -> None:
         if progress:
             tqdm.write(f"sandwich data: {msg}", file=sys.stderr)
 
-    try:
+    with staged_folder(out, force) as tmp:
         for split in ("train", "val"):
             (tmp / split).mkdir()
         items, skipped = _wheel_items()
@@ -596,7 +568,7 @@ def build_corpus(
         manifest = {
             "version": MANIFEST_VERSION,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": _command_line(),
+            "command": command_line(),
             "debian": debian,
             "multiple": MULTIPLE,
             "train_max_side": TRAIN_MAX_SIDE,
@@ -607,22 +579,8 @@ def build_corpus(
             "skipped": skipped,
             "images": images,
         }
-        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-
-        if replace:
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            if out.exists():
-                out.rmdir()  # empty folder
-            os.replace(tmp, out)
-        done = True
-        return manifest
-    finally:
-        if not done:
-            shutil.rmtree(tmp, ignore_errors=True)
+        write_manifest(tmp, manifest)
+    return manifest
 
 
 def load_manifest(out: Path) -> dict:

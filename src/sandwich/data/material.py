@@ -26,19 +26,14 @@ The split is the corpus's: validation images stay validation images.
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import os
-import shutil
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from sandwich.data.staging import command_line, staged_folder, write_manifest
 from sandwich.errors import SandwichError
 
-MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 DEFAULT_STRENGTH = 4.0
 DEFAULT_SIGMA = 1.0
@@ -105,12 +100,6 @@ def material(
     return np.concatenate([rgb, normals], axis=2)
 
 
-def _command_line() -> str:
-    import shlex
-
-    return shlex.join(sys.argv)
-
-
 def build_material(
     corpus: Path,
     out: Path,
@@ -127,16 +116,7 @@ def build_material(
         raise SandwichError(f"{corpus}: no train/ or val/ folder; build it with `sandwich data`")
     if strength <= 0 or sigma < 0:
         raise SandwichError("--strength must be positive and --sigma not negative")
-    replace = out.exists() and (not out.is_dir() or any(out.iterdir()))
-    if out.exists() and not out.is_dir():
-        raise SandwichError(f"{out} exists and is not a folder")
-    if replace and not force:
-        raise SandwichError(f"{out} already exists; pass --force to rebuild it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    tmp.chmod(0o755)
-    done = False
-    try:
+    with staged_folder(out, force) as tmp:
         images, totals = [], {}
         for split in ("train", "val"):
             (tmp / split).mkdir()
@@ -164,7 +144,7 @@ def build_material(
             "version": MANIFEST_VERSION,
             "kind": "material",
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": _command_line(),
+            "command": command_line(),
             "corpus": str(corpus),
             "channels": ["albedo_r", "albedo_g", "albedo_b", "normal_x", "normal_y", "normal_z"],
             "layout": "(H, W, 6) uint8 .npy",
@@ -175,18 +155,5 @@ def build_material(
             "totals": totals,
             "images": images,
         }
-        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        if replace:
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            if out.exists():
-                out.rmdir()
-            os.replace(tmp, out)
-        done = True
-        return manifest
-    finally:
-        if not done:
-            shutil.rmtree(tmp, ignore_errors=True)
+        write_manifest(tmp, manifest)
+    return manifest
