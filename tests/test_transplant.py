@@ -58,6 +58,7 @@ def test_results_page(run_cli, small_png, tmp_path: Path, monkeypatch) -> None:
         ("absent", ["-m", "gray-jpeg", "-b", "jpeg-gray", "--qualities", "30,60"], None),
         ("own", ["-b", "jpeg-gray", "--qualities", "30"], (str(tmp_path / "own"), "make it")),
         ("nodata", ["-b", "jpeg-gray"], (str(tmp_path / "none"), "sandwich data --kind x")),
+        ("run", ["-m", str(tmp_path / "run" / "model.safetensors"), "-b", "jpeg-gray"], None),
     ]
     small_png("own/b.png", size=(32, 32))
     arrays = tmp_path / "arrays"
@@ -75,3 +76,4 @@ def test_results_page(run_cli, small_png, tmp_path: Path, monkeypatch) -> None:
     assert "`b.png`" in text and "(made by `make it`)" in text
     assert "build it with `sandwich data --kind x`" in text
     assert "`m.npy`" in text and "## npy" in text
+    assert f"run: no weights for {tmp_path / 'run' / 'model.safetensors'}" in text

@@ -66,6 +66,15 @@ RECIPES: list[tuple[str, list[str], tuple[str, str] | None]] = [
         ("data/material/val", "sandwich data --kind material"),
     ),
     (
+        "One model for every quality against models trained for one (`rgb`)",
+        ["-m", "rgb-jpeg", "-m", "checkpoints/rgb-jpeg-all/model.safetensors",
+         "-m", "checkpoints/rgb-jpeg-q30/model.safetensors",
+         "-m", "checkpoints/rgb-jpeg-q70/model.safetensors",
+         "-b", "jpeg-420", "-a", "checkpoints/rgb-jpeg-all/model.safetensors", "-a", "jpeg-420",
+         "--metrics", "psnr"],
+        None,
+    ),
+    (
         "Progressive recurrent codec (`rnn`)",
         ["-m", "rnn", "-b", "jpeg-420", "--metrics", "ms_ssim"],
         None,
@@ -75,6 +84,15 @@ RECIPES: list[tuple[str, list[str], tuple[str, str] | None]] = [
 
 def _models(args: list[str]) -> list[str]:
     return [args[i + 1].split("@")[0] for i, a in enumerate(args) if a == "-m"]
+
+
+def _has_weights(name: str) -> bool:
+    """A zoo model with its weights installed, or a run's weights file that exists."""
+    from sandwich.zoo import ZOO, available
+
+    if name.endswith(".safetensors"):
+        return Path(name).is_file()
+    return name in ZOO and available(ZOO[name])
 
 
 def register(app: typer.Typer) -> None:
@@ -88,7 +106,6 @@ def register(app: typer.Typer) -> None:
         from sandwich.cli import main
         from sandwich.commands.common import expand_images
         from sandwich.io import atomic_write_bytes
-        from sandwich.zoo import ZOO, available
 
         files = expand_images([data])
         parts = [
@@ -101,7 +118,7 @@ def register(app: typer.Typer) -> None:
         skipped = []
         with tempfile.TemporaryDirectory() as tmp:
             for k, (title, args, own) in enumerate(RECIPES):
-                missing = [m for m in _models(args) if m not in ZOO or not available(ZOO[m])]
+                missing = [m for m in _models(args) if not _has_weights(m)]
                 if missing:
                     skipped.append(f"{title}: no weights for {', '.join(missing)}")
                     continue
