@@ -296,3 +296,34 @@ def test_quality_conditioned_model_round_trip(sample_rgb):
     x = torch.from_numpy(sample_rgb.copy()).permute(2, 0, 1)[None].float()
     res = model(x, torch.tensor([30.0]))
     assert res.x_hat.shape == x.shape
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_sidecar_commands_parse_today(name: str) -> None:
+    """Every recorded ``reproduce`` command is valid for today's CLI (defaults may change, so a
+    sidecar must spell out what its run relied on)."""
+    import json
+    import shlex
+
+    import typer
+    import typer.main
+
+    from sandwich.commands import register_all
+    from sandwich.zoo import weights_dir
+
+    app, bench = typer.Typer(), typer.Typer()
+    app.add_typer(bench, name="bench")
+    register_all(app, bench)
+
+    side = json.loads((weights_dir() / get_entry(name).weights).with_suffix(".json").read_text())
+    commands = side.get("reproduce", side["command"])
+    commands = [commands] if isinstance(commands, str) else commands
+    group = typer.main.get_command(app)
+    for command in commands:
+        argv = shlex.split(command)
+        assert argv[0] == "sandwich"
+        sub = group.get_command(None, argv[1])
+        assert sub is not None, command
+        ctx = sub.make_context(argv[1], argv[2:])
+        if argv[1] == "train":
+            assert ctx.params["loss"], f"{name}: {command} relies on the default loss"
