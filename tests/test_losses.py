@@ -46,6 +46,10 @@ def test_dssim5_is_the_reported_msssim(sample_full: np.ndarray) -> None:
     ta = torch.from_numpy(a).permute(2, 0, 1)[None].float()
     tb = torch.from_numpy(b).permute(2, 0, 1)[None].float()
     assert min_patch("dssim5+0.001*mse") == 161
+
+    from sandwich.evaluation.perceptual import LPIPS_MIN_SIDE
+
+    assert min_patch("lpips+0.5*dssim") == LPIPS_MIN_SIDE["alex"] == 32
     assert abs(float(distortion(tb, ta, "dssim5")[0]) - (1 - ms_ssim(a, b))) < 1e-5
 
 

@@ -29,8 +29,8 @@ from sandwich.evaluation.metrics import ms_ssim_torch
 
 DISTORTIONS = ("mse", "psnr", "dssim", "dssim5", "msssim", "lpips", "lpips-db")
 
-# smallest training patch side each distortion accepts
-MIN_PATCH = {"dssim": 25, "msssim": 25, "dssim5": 161}
+# smallest training patch side each distortion accepts (LPIPS: its AlexNet's, see perceptual)
+MIN_PATCH = {"dssim": 25, "msssim": 25, "dssim5": 161, "lpips": 32, "lpips-db": 32}
 
 
 def parse_loss(spec: str) -> list[tuple[float, str]]:
