@@ -27,12 +27,18 @@ def test_distortion_orders_reconstructions(kind: str, sample_full: np.ndarray) -
     assert close.grad is not None and close.grad.abs().sum() > 0
 
 
-def test_msssim_distortion_is_minus_msssim_in_db(sample_full: np.ndarray) -> None:
-    a = sample_full[:96, :96].copy()
-    b = np.clip(a.astype(int) + np.random.default_rng(1).integers(-12, 13, a.shape), 0, 255)
+def _noisy_pair(a: np.ndarray, seed: int):
+    """``a`` plus uniform noise in -12..12 (uint8 ``b``), and both as (1, 3, H, W) floats."""
+    b = np.clip(a.astype(int) + np.random.default_rng(seed).integers(-12, 13, a.shape), 0, 255)
     b = b.astype(np.uint8)
     ta = torch.from_numpy(a).permute(2, 0, 1)[None].float()
     tb = torch.from_numpy(b).permute(2, 0, 1)[None].float()
+    return b, ta, tb
+
+
+def test_msssim_distortion_is_minus_msssim_in_db(sample_full: np.ndarray) -> None:
+    a = sample_full[:96, :96].copy()
+    b, ta, tb = _noisy_pair(a, 1)
     d = float(distortion(tb, ta, "msssim")[0])
     assert d < 0
     # three scales on a small patch: close to, not equal to, the full MS-SSIM of the metric
@@ -41,16 +47,16 @@ def test_msssim_distortion_is_minus_msssim_in_db(sample_full: np.ndarray) -> Non
 
 def test_dssim5_is_the_reported_msssim(sample_full: np.ndarray) -> None:
     a = sample_full[:176, :192].copy()
-    b = np.clip(a.astype(int) + np.random.default_rng(2).integers(-12, 13, a.shape), 0, 255)
-    b = b.astype(np.uint8)
-    ta = torch.from_numpy(a).permute(2, 0, 1)[None].float()
-    tb = torch.from_numpy(b).permute(2, 0, 1)[None].float()
+    b, ta, tb = _noisy_pair(a, 2)
+    assert abs(float(distortion(tb, ta, "dssim5")[0]) - (1 - ms_ssim(a, b))) < 1e-5
+
+
+def test_min_patch_of_a_loss() -> None:
     assert min_patch("dssim5+0.001*mse") == 161
 
     from sandwich.evaluation.perceptual import LPIPS_MIN_SIDE
 
     assert min_patch("lpips+0.5*dssim") == LPIPS_MIN_SIDE["alex"] == 32
-    assert abs(float(distortion(tb, ta, "dssim5")[0]) - (1 - ms_ssim(a, b))) < 1e-5
 
 
 def test_every_scenario_names_a_known_distortion() -> None:

@@ -87,12 +87,13 @@ def _models(args: list[str]) -> list[str]:
 
 
 def _has_weights(name: str) -> bool:
-    """A zoo model with its weights installed, or a run's weights file that exists."""
-    from sandwich.zoo import ZOO, available
+    """A zoo model with its weights installed, or a run's weights file (with its sidecar)."""
+    from sandwich.zoo import available, get_entry
 
-    if name.endswith(".safetensors"):
-        return Path(name).is_file()
-    return name in ZOO and available(ZOO[name])
+    try:
+        return available(get_entry(name))
+    except SandwichError:
+        return False
 
 
 def register(app: typer.Typer) -> None:
@@ -134,10 +135,9 @@ def register(app: typer.Typer) -> None:
                     raise SandwichError(f"recipe {title!r} failed (exit {code})")
                 parts += [f"\n## {title}\n", f"`sandwich {shlex.join(argv[:-2])}`\n"]
                 if own is not None:
-                    from sandwich.commands.eval_cmd import expand_arrays
+                    from sandwich.io import list_arrays
 
-                    listed = [f for f in images.iterdir() if f.suffix.lower() == ".npy"]
-                    found = expand_arrays([images]) if listed else expand_images([images])
+                    found = list_arrays(images) or expand_images([images])
                     names = ", ".join(f"`{f.name}`" for f in found)
                     parts.append(f"Images: {names}, in `{images}` (made by `{own[1]}`).\n")
                 parts.append(md.read_text())

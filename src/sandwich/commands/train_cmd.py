@@ -76,9 +76,10 @@ def register(app: typer.Typer) -> None:
             parse_loss(loss)
         except ValueError as e:
             raise SandwichError(str(e)) from None
-        if patch < min_patch(loss):
+        smallest = min_patch(loss)
+        if patch < smallest:
             raise SandwichError(
-                f"loss {loss!r} needs patches of at least {min_patch(loss)} pixels; "
+                f"loss {loss!r} needs patches of at least {smallest} pixels; "
                 f"raise --patch (now {patch})"
             )
         cfg = TrainConfig(

@@ -29,8 +29,8 @@ from sandwich.evaluation.metrics import ms_ssim_torch
 
 DISTORTIONS = ("mse", "psnr", "dssim", "dssim5", "msssim", "lpips", "lpips-db")
 
-# smallest training patch side each distortion accepts (LPIPS: its AlexNet's, see perceptual)
-MIN_PATCH = {"dssim": 25, "msssim": 25, "dssim5": 161, "lpips": 32, "lpips-db": 32}
+# the MS-SSIM terms: (scales, window side)
+_MS_SSIM = {"dssim": (3, 7), "msssim": (3, 7), "dssim5": (5, 11)}
 
 
 def parse_loss(spec: str) -> list[tuple[float, str]]:
@@ -53,16 +53,24 @@ def parse_loss(spec: str) -> list[tuple[float, str]]:
 
 def min_patch(spec: str) -> int:
     """Smallest patch side (pixels) that every term of loss ``spec`` can be computed on."""
-    return max([MIN_PATCH.get(name, 1) for _, name in parse_loss(spec)])
+    from sandwich.evaluation.perceptual import LPIPS_MIN_SIDE
+
+    def one(name: str) -> int:
+        if name in _MS_SSIM:  # see ms_ssim_torch: the side must exceed (win - 1) * 2**(scales - 1)
+            scales, win = _MS_SSIM[name]
+            return (win - 1) * 2 ** (scales - 1) + 1
+        return LPIPS_MIN_SIDE["alex"] if name.startswith("lpips") else 1
+
+    return max(one(name) for _, name in parse_loss(spec))
 
 
 def _term(x_hat: Tensor, x: Tensor, kind: str) -> Tensor:
     if kind in ("mse", "psnr"):
         mse = ((x_hat - x) ** 2).mean(dim=(1, 2, 3))
         return mse if kind == "mse" else 10.0 * torch.log10(mse.clamp_min(1e-3))
-    if kind in ("dssim", "msssim", "dssim5"):
+    if kind in _MS_SSIM:
         a, b = (x_hat / 255.0).clamp(0, 1), x / 255.0
-        scales, win = (5, 11) if kind == "dssim5" else (3, 7)
+        scales, win = _MS_SSIM[kind]
         d = 1.0 - ms_ssim_torch(a, b, 1.0, scales=scales, win_size=win, per_image=True)
         return 10.0 * torch.log10(d.clamp_min(1e-5)) if kind == "msssim" else d
     from sandwich.evaluation.perceptual import lpips_torch
