@@ -469,6 +469,16 @@ def test_train_cli(run_cli, check_error, tmp_path: Path, sample_full: np.ndarray
     code, _, err = run_cli([*argv[:-2], "--threads", "1", "--rounding", "floor"])
     assert "rounding" in check_error(code, err)
 
+    # a rate weight given as an RD slope: trains, is recorded; only with linear losses
+    code, _, err = run_cli([*argv, "--rate-slope", "3", "--force"])
+    assert code == 0, err
+    assert json.loads((run / "config.json").read_text())["rate_slope"] == 3.0
+    code, _, err = run_cli([*argv, "--rate-slope", "3", "--loss", "psnr", "--force"])
+    line = check_error(code, err)
+    assert "--rate-slope" in line and "'psnr'" in line
+    code, _, err = run_cli([*argv, "--rate-slope", "-1", "--force"])
+    assert "--rate-slope" in check_error(code, err)
+
 
 def test_train_resume_is_exact(tmp_path: Path, sample_full: np.ndarray) -> None:
     from sandwich.training.trainer import TrainConfig, train

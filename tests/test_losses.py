@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -81,3 +83,23 @@ def test_unknown_distortion() -> None:
     x = torch.zeros(1, 3, 32, 32)
     with pytest.raises(ValueError, match="unknown distortion"):
         distortion(x, x, "psnr-hvs")
+
+
+def test_slope_lambda_trades_like_the_log_domain() -> None:
+    """D + lambda*R with the slope's lambda has the gradient of 10 log10 D + slope log2 R
+    scaled by D / (10 / ln 10), for each sample."""
+    from sandwich.training.losses import SlopeLambda, slope_lambda
+
+    d = torch.tensor([40.0, 3.0, 0.02], requires_grad=True)
+    r = torch.tensor([0.5, 0.05, 2.0], requires_grad=True)
+    lam = slope_lambda(d, r, 3.0)
+    assert not lam.requires_grad and torch.equal(lam, SlopeLambda(3.0)(d, r))
+    (d + lam * r).sum().backward()
+    g_lin = torch.stack([d.grad.clone(), r.grad.clone()])
+    d.grad, r.grad = None, None
+    (10 * torch.log10(d) + 3.0 * torch.log2(r)).sum().backward()
+    g_log = torch.stack([d.grad, r.grad]) * d.detach() * math.log(10) / 10
+    assert torch.allclose(g_lin, g_log, rtol=1e-5)
+    # a patch that costs almost nothing gets a bounded weight
+    small = slope_lambda(torch.tensor([1.0]), torch.tensor([1e-6]), 3.0)
+    assert float(small) == pytest.approx(3.0 * math.log(10) / (10 * math.log(2)) / 0.01)

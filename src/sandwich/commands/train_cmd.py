@@ -38,6 +38,12 @@ def register(app: typer.Typer) -> None:
         lmbda: float = typer.Option(
             20.0, "--lambda", help="rate weight in loss units per bpp (MSE per bpp for mse)"
         ),
+        rate_slope: float = typer.Option(
+            0.0,
+            help="extra rate weight as an RD slope in dB per doubling of bpp (e.g. 3): each "
+            "sample's lambda is slope*ln10/(10 ln2)*D/bpp, so all qualities trade alike; "
+            "linear losses only; see training.losses.slope_lambda",
+        ),
         pre_lr_scale: float = typer.Option(0.3, help="pre-processor lr = lr * this (0 freezes)"),
         quality_min: int = typer.Option(None, help="lowest JPEG quality drawn (default: scenario)"),
         quality_max: int = typer.Option(None, help="highest JPEG quality drawn"),
@@ -66,7 +72,7 @@ def register(app: typer.Typer) -> None:
             raise SandwichError(f"rounding {rounding!r}: use ste, noise or cubic")
         if activation not in ("leaky", "relu"):
             raise SandwichError(f"activation {activation!r}: use leaky or relu")
-        from sandwich.training.losses import min_patch, parse_loss
+        from sandwich.training.losses import LOG_TERMS, min_patch, parse_loss
 
         if loss is None:
             from sandwich.scenarios import get_scenario
@@ -76,6 +82,14 @@ def register(app: typer.Typer) -> None:
             parse_loss(loss)
         except ValueError as e:
             raise SandwichError(str(e)) from None
+        if rate_slope < 0:
+            raise SandwichError(f"--rate-slope {rate_slope}: use a slope of 0 or more dB")
+        logs = [name for _, name in parse_loss(loss) if name in LOG_TERMS]
+        if rate_slope and logs:
+            raise SandwichError(
+                f"--rate-slope needs a linear loss but {loss!r} has the dB term {logs[0]!r}; "
+                "use mse, dssim, dssim5 or lpips (or --lambda in dB per bpp)"
+            )
         smallest = min_patch(loss)
         if patch < smallest:
             raise SandwichError(
@@ -91,6 +105,7 @@ def register(app: typer.Typer) -> None:
             patch=patch,
             lr=lr,
             lmbda=lmbda,
+            rate_slope=rate_slope,
             loss=loss,
             pre_lr_scale=pre_lr_scale,
             quality_min=quality_min,

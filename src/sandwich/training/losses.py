@@ -18,6 +18,14 @@ where ``mse`` gained 0.5-0.8 dB in 2,500. Prefer the linear terms for learning.
 
 A loss is a single term or a weighted sum, written ``"dssim+0.0002*mse"`` or
 ``"lpips+0.5*dssim"``: ``+``-separated terms, each ``NAME`` or ``WEIGHT*NAME``.
+
+Rate weight as a slope. A fixed lambda (loss units per bpp) is worth very different amounts at
+different qualities: 20 MSE/bpp is 1.5 dB/bpp at 29 dB but 0.4 dB/bpp at 24 dB, far below what the
+codec itself trades by changing its quality (lowres2 at q10: about 18 dB/bpp), so a learning
+pre-processor buys bits that a higher quality would buy more cheaply. :func:`slope_lambda` instead
+gives each sample the lambda of a rate-distortion slope in dB per doubling of the bit rate, the
+log-log domain that BD-rate and BD-PSNR integrate in, so every quality trades alike while the
+distortion stays linear (which learns better than the dB terms, see above).
 """
 
 from __future__ import annotations
@@ -28,6 +36,11 @@ from torch import Tensor
 from sandwich.evaluation.metrics import ms_ssim_torch
 
 DISTORTIONS = ("mse", "psnr", "dssim", "dssim5", "msssim", "lpips", "lpips-db")
+LOG_TERMS = ("psnr", "msssim", "lpips-db")  # already in dB, may be negative
+
+# dB of distortion per doubling of the rate -> loss units of a linear D per bpp, times D/R:
+# d(10 log10 D) = -slope d(log2 R)  <=>  dD = -slope * ln(10) / (10 ln(2)) * (D / R) dR
+_DB_PER_OCTAVE = float(torch.log(torch.tensor(10.0)) / (10 * torch.log(torch.tensor(2.0))))
 
 # the MS-SSIM terms: (scales, window side)
 _MS_SSIM = {"dssim": (3, 7), "msssim": (3, 7), "dssim5": (5, 11)}
@@ -91,3 +104,28 @@ def distortion(x_hat: Tensor, x: Tensor, kind: str) -> Tensor:
         total = d if total is None else total + d
     assert total is not None
     return total
+
+
+def slope_lambda(dist: Tensor, bpp: Tensor, slope: float, min_bpp: float = 0.01) -> Tensor:
+    """(N,) per-sample rate weights (loss units per bpp) for an RD slope of ``slope`` dB per
+    doubling of the rate: ``slope * ln(10) / (10 ln(2)) * D_i / R_i``, detached.
+
+    ``dist``: (N,) linear distortions (> 0, e.g. MSE in 0..255 units or 1 - MS-SSIM);
+    ``bpp``: (N,) rates in bits per pixel, clamped below at ``min_bpp`` so a flat patch that
+    costs almost nothing does not get an unbounded weight. ``D_i + lambda_i * R_i`` then has the
+    gradient of ``10 log10 D_i + slope * log2 R_i`` scaled by D_i, i.e. it trades like BD-PSNR
+    and keeps the patch weighting of the linear loss.
+    """
+    ratio = dist.detach().clamp_min(0) / bpp.detach().clamp_min(min_bpp)
+    return slope * _DB_PER_OCTAVE * ratio
+
+
+class SlopeLambda(torch.nn.Module):
+    """Module form of :func:`slope_lambda` with a fixed ``slope`` (dB per doubling of bpp)."""
+
+    def __init__(self, slope: float, min_bpp: float = 0.01) -> None:
+        super().__init__()
+        self.slope, self.min_bpp = slope, min_bpp
+
+    def forward(self, dist: Tensor, bpp: Tensor) -> Tensor:
+        return slope_lambda(dist, bpp, self.slope, self.min_bpp)

@@ -30,7 +30,7 @@ from sandwich.scenarios import get_scenario
 from sandwich.training import distributed
 from sandwich.training.checkpoint import load_checkpoint, read_meta, save_run, trim_log
 from sandwich.training.dataset import PatchSampler
-from sandwich.training.losses import distortion
+from sandwich.training.losses import distortion, slope_lambda
 from sandwich.training.schedule import warmup_cosine
 from sandwich.zoo.weights import save_weights
 
@@ -49,6 +49,7 @@ class TrainConfig:
     quality_input: bool = False
     activation: str = "leaky"
     lmbda: float = 20.0  # rate weight: loss units per bpp (MSE per bpp for the default loss)
+    rate_slope: float = 0.0  # extra rate weight as an RD slope, dB per doubling of bpp
     loss: str = "mse"
     range_penalty: float = 1.0
     quality_min: int | None = None
@@ -207,10 +208,13 @@ def train(
         mse_i = ((res.x_hat - x) ** 2).mean(dim=(1, 2, 3))
         mse = mse_i.mean()
         bpp = res.bpp.mean()
-        dist = distortion(res.x_hat, x, cfg.loss).mean()
+        dist_i = distortion(res.x_hat, x, cfg.loss)
+        dist = dist_i.mean()
         b = res.bottleneck
         outside = ((b - 255.0).relu() ** 2 + (-b).relu() ** 2).mean()
         loss = dist + cfg.lmbda * bpp + cfg.range_penalty * outside
+        if cfg.rate_slope:
+            loss = loss + (slope_lambda(dist_i, res.bpp, cfg.rate_slope) * res.bpp).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
