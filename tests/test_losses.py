@@ -103,3 +103,15 @@ def test_slope_lambda_trades_like_the_log_domain() -> None:
     # a patch that costs almost nothing gets a bounded weight
     small = slope_lambda(torch.tensor([1.0]), torch.tensor([1e-6]), 3.0)
     assert float(small) == pytest.approx(3.0 * math.log(10) / (10 * math.log(2)) / 0.01)
+
+
+def test_payload_bpp_leaves_out_the_header() -> None:
+    from sandwich.models.sandwich import SandwichModel
+
+    model = SandwichModel("rgb", (8,), (8,))
+    x = torch.full((2, 3, 32, 32), 128.0)
+    with torch.no_grad():
+        res = model(x, 50.0)
+    header_bpp = res.bpp - res.payload_bpp
+    assert torch.all(header_bpp > 4)  # 5000 header bits over 1024 pixels
+    assert torch.all(res.payload_bpp > 0) and torch.all(res.payload_bpp < 0.2)  # flat grey

@@ -69,6 +69,19 @@ def test_proxy_matches_real_codec(name: str, mode: str, quality: int) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_header_bits_are_the_real_files_headers(mode: str) -> None:
+    """header_bits: the bits outside the entropy-coded segment, the same for any content."""
+    for quality in (10, 90):
+        arr = to_codec_input(IMAGES["sample64x80"], mode)
+        data = JpegCodec(mode).encode(arr, quality)
+        out = jpeg_proxy(_to_tensor(arr), quality, mode, rounding="hard")
+        real_header = 8 * (len(data) - ecs_bytes(data))
+        assert out.header_bits is not None
+        assert abs(float(out.header_bits[0]) - real_header) <= 16
+        assert float(out.header_bits[0]) < float(out.bits[0])
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("size", [(37, 53), (17, 9), (8, 8), (33, 47)])
 def test_odd_sizes(mode: str, size: tuple[int, int]) -> None:
     c = 1 if mode == "gray" else 3

@@ -22,10 +22,13 @@ class CodecOutput:
     Attributes:
         x_hat: (N, C, H, W) reconstruction, float, 0..255 (same scale as the input).
         bits: (N,) size of each coded image in bits (whole file for real codecs).
+        header_bits: (N,) the part of ``bits`` that does not depend on the content (markers,
+            tables), or None when the codec does not tell it apart.
     """
 
     x_hat: Tensor
     bits: Tensor
+    header_bits: Tensor | None = None
 
 
 class ImageCodec(nn.Module, ABC):

@@ -55,6 +55,9 @@ class SandwichOutput:
             0..255.
         bits: (N,) bits of each coded image (whole file for the real codec).
         bpp: (N,) bits per pixel of the original image (bits / (H * W)).
+        payload_bpp: (N,) ``bpp`` without the codec's content-independent header bits (what
+            grows with the image; on a 96-pixel training patch JPEG's header alone is about
+            0.5 bpp); equal to ``bpp`` when the codec does not tell them apart.
     """
 
     x_hat: Tensor
@@ -62,6 +65,7 @@ class SandwichOutput:
     decoded: Tensor
     bits: Tensor
     bpp: Tensor
+    payload_bpp: Tensor
 
 
 class SandwichModel(nn.Module):
@@ -146,7 +150,8 @@ class SandwichModel(nn.Module):
         x_hat = self.post(unstack(out.x_hat, p), (h, w), cond)
         if real:
             x_hat = x_hat.clamp(0, 255)
-        return SandwichOutput(x_hat, b, out.x_hat, out.bits, out.bits / (h * w))
+        payload = out.bits if out.header_bits is None else out.bits - out.header_bits
+        return SandwichOutput(x_hat, b, out.x_hat, out.bits, out.bits / (h * w), payload / (h * w))
 
     # ------------------------------------------------------------------ real use
     @property

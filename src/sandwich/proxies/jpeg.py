@@ -216,7 +216,8 @@ def jpeg_proxy(
     Returns:
         :class:`CodecOutput` with ``x_hat`` (N, C, H, W), 0..255, and ``bits`` (N,): predicted
         size of the whole JPEG file in bits (forward value: exact Huffman count, calibrated for
-        byte stuffing, plus headers; gradient: the smooth surrogate).
+        byte stuffing, plus headers; gradient: the smooth surrogate) and ``header_bits`` (N,),
+        the calibrated header size in that count.
     """
     if subsampling not in SUBSAMPLINGS:
         raise ValueError(f"unknown JPEG subsampling {subsampling!r}; use one of {SUBSAMPLINGS}")
@@ -234,10 +235,11 @@ def jpeg_proxy(
         qt = qt.expand(n, 2, 8, 8) if qt.dim() == 3 else qt
     qt = qt.to(device=x.device, dtype=x.dtype)
     out, exact, smooth = jpeg_proxy_parts(x, qt, subsampling, rounding, cal["huffman"])
-    exact = exact * mode["stuffing"] + 8.0 * mode["header_bytes"] + 4.0
+    header = torch.full_like(exact, 8.0 * mode["header_bytes"] + 4.0)
+    exact = exact * mode["stuffing"] + header
     smooth = mode["alpha"] * smooth
     bits = exact.to(x.dtype) + smooth - smooth.detach()
-    return CodecOutput(out, bits)
+    return CodecOutput(out, bits, header.to(x.dtype))
 
 
 class JpegProxy(ImageCodec):

@@ -111,7 +111,9 @@ def slope_lambda(dist: Tensor, bpp: Tensor, slope: float, min_bpp: float = 0.01)
     doubling of the rate: ``slope * ln(10) / (10 ln(2)) * D_i / R_i``, detached.
 
     ``dist``: (N,) linear distortions (> 0, e.g. MSE in 0..255 units or 1 - MS-SSIM);
-    ``bpp``: (N,) rates in bits per pixel, clamped below at ``min_bpp`` so a flat patch that
+    ``bpp``: (N,) rates in bits per pixel that grow with the content: leave out constant headers
+    (``SandwichOutput.payload_bpp``), which on small training patches would dilute the weight;
+    clamped below at ``min_bpp`` so a flat patch that
     costs almost nothing does not get an unbounded weight. ``D_i + lambda_i * R_i`` then has the
     gradient of ``10 log10 D_i + slope * log2 R_i`` scaled by D_i, i.e. it trades like BD-PSNR
     and keeps the patch weighting of the linear loss.

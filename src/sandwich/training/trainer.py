@@ -214,7 +214,9 @@ def train(
         outside = ((b - 255.0).relu() ** 2 + (-b).relu() ** 2).mean()
         loss = dist + cfg.lmbda * bpp + cfg.range_penalty * outside
         if cfg.rate_slope:
-            loss = loss + (slope_lambda(dist_i, res.bpp, cfg.rate_slope) * res.bpp).mean()
+            # the slope is about the rate that grows with the content: without the header
+            rate = res.payload_bpp
+            loss = loss + (slope_lambda(dist_i, rate, cfg.rate_slope) * rate).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
