@@ -223,6 +223,13 @@ def test_bench_proxy(run_cli, small_png, tmp_path: Path) -> None:
         assert {"mode", "quality", "real_bpp", "proxy_bpp", "real_psnr", "proxy_psnr"} <= set(r)
         assert abs(r["proxy_bpp"] / r["real_bpp"] - 1) < 0.05
         assert abs(r["proxy_psnr"] - r["real_psnr"]) < 0.2
+    argv = ["bench", "proxy", src, "--qualities", "20", "--modes", "4:2:0", "--gradient"]
+    code, text, err = run_cli([*argv, "--json", out])
+    assert code == 0, err
+    assert "bits of a small change" in text
+    (row,) = json.loads(out.read_text())
+    ratios = row["change_bits_over_gradient"]
+    assert set(ratios) == {"total", "marginal"} and all(v > 0 for v in ratios.values())
     code, _, err = run_cli(["bench", "proxy", src, "--qualities", "a,b"])
     assert code != 0 and "--qualities" in err
     code, _, err = run_cli(["bench", "proxy", src, "--modes", "4:1:1"])
@@ -478,6 +485,11 @@ def test_train_cli(run_cli, check_error, tmp_path: Path, sample_full: np.ndarray
     assert "--rate-slope" in line and "'psnr'" in line
     code, _, err = run_cli([*argv, "--rate-slope", "-1", "--force"])
     assert "--rate-slope" in check_error(code, err)
+    code, _, err = run_cli([*argv, "--rate-grad", "marginal", "--force"])
+    assert code == 0, err
+    assert json.loads((run / "config.json").read_text())["rate_grad"] == "marginal"
+    code, _, err = run_cli([*argv, "--rate-grad", "steep", "--force"])
+    assert "--rate-grad" in check_error(code, err)
 
 
 def test_train_resume_is_exact(tmp_path: Path, sample_full: np.ndarray) -> None:

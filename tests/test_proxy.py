@@ -255,3 +255,41 @@ def test_huffman_bits_of_a_hand_made_block() -> None:
         (dc[3] + 3) + (ac[0x01] + 1) + (ac[0xF0] + ac[0x22] + 2) + ac[0x00] + (dc[0] + 0) + ac[0x00]
     )
     assert float(huffman_bits(q, dc, ac)[0]) == float(expected)
+
+
+def test_marginal_rate_gradient() -> None:
+    """Same bits forward; the gradient scaled by the per-quality fit of the bits of change."""
+    from sandwich.proxies.jpeg import _grad_alpha
+
+    cal = load_calibration()["modes"]["4:2:0"]
+    table = cal["grad_alpha"]
+    q0, q1 = table["qualities"][:2]
+    a = _grad_alpha(table, torch.tensor([float(q0), (q0 + q1) / 2, 1.0, 100.0]), 4)
+    lo, hi = table["alpha"][0], table["alpha"][1]
+    assert a[0] == pytest.approx(lo) and a[1] == pytest.approx((lo + hi) / 2)
+    assert a[2] == pytest.approx(lo) and a[3] == pytest.approx(table["alpha"][-1])  # clamped
+
+    x0 = _to_tensor(IMAGES["sample64x80"])
+    grads, bits = {}, {}
+    for kind in ("total", "marginal"):
+        x = x0.clone().requires_grad_(True)
+        out = jpeg_proxy(x, q0, "4:2:0", rate_grad=kind)
+        out.bits.sum().backward()
+        grads[kind], bits[kind] = x.grad, out.bits.detach()
+    assert torch.allclose(bits["total"], bits["marginal"], rtol=1e-6)  # forward: same count
+    ratio = grads["marginal"].norm() / grads["total"].norm()
+    assert float(ratio) == pytest.approx(lo / cal["alpha"], rel=1e-4)
+    assert lo > cal["alpha"]  # the total fit underprices change at low quality
+    with pytest.raises(ValueError, match="qtables"):
+        jpeg_proxy(x0, 50, rate_grad="marginal", qtables=qtables_for_quality(torch.tensor([50.0])))
+    with pytest.raises(ValueError, match="rate gradient"):
+        jpeg_proxy(x0, 50, rate_grad="steep")
+
+
+def test_fit_grad_alpha_measures_the_real_bits_of_change() -> None:
+    from sandwich.proxies.calibrate import fit_grad_alpha
+
+    huffman = load_calibration()["huffman"]
+    fit = fit_grad_alpha([load_sample()[:96, :128]], [10, 90], "4:2:0", huffman)
+    assert fit["qualities"] == [10, 90]
+    assert all(np.isfinite(a) and a > 0 for a in fit["alpha"])

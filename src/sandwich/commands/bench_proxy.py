@@ -16,7 +16,15 @@ def register(bench: typer.Typer) -> None:
         inputs: list[Path] = typer.Argument(..., help="images or folders (not used to calibrate)"),
         qualities: str = typer.Option("10,20,30,40,50,60,70,80,90,95", help="JPEG qualities"),
         modes: str = typer.Option("4:2:0,4:4:4,gray", help="subsampling modes"),
-        json_out: Path = typer.Option(None, "--json", help="write the rows as JSON here"),
+        json_out: Path = typer.Option(
+            None,
+            "--json",
+            help="write the rows as JSON here (with --gradient, each row also has "
+            "change_bits_over_gradient)",
+        ),
+        gradient: bool = typer.Option(
+            False, help="also: real bits of a small change over the rate gradient's prediction"
+        ),
     ) -> None:
         """Real vs proxy bpp and PSNR per mode and quality, averaged over the images."""
         from tqdm import tqdm
@@ -81,6 +89,24 @@ def register(bench: typer.Typer) -> None:
                 "yes" if s["meets_targets"] else "NO",
             )
         console.print(summ)
+        grad_rows = None
+        if gradient:
+            from sandwich.evaluation.proxy_fidelity import gradient_rows
+
+            with tqdm(total=len(images) * len(qs) * len(ms), desc="bits of change") as bar:
+                grad_rows = gradient_rows(images, qs, ms, progress=lambda: bar.update(1))
+            gt = Table(
+                title="bits of a small change (sharpening, contrast): real / predicted by the "
+                "rate gradient (1 = faithful; above 1 the gradient underprices change)"
+            )
+            for col in ("mode", "quality", "total (default)", "marginal (--rate-grad)"):
+                gt.add_column(col, justify="right")
+            for r in grad_rows:
+                marg = f"{r['marginal']:.2f}" if "marginal" in r else "-"
+                gt.add_row(r["mode"], str(r["quality"]), f"{r['total']:.2f}", marg)
+            console.print(gt)
         if json_out is not None:
+            for r, g in zip(rows, grad_rows or [], strict=False):  # same (mode, quality) order
+                r["change_bits_over_gradient"] = {k: g[k] for k in ("total", "marginal") if k in g}
             write_json(json_out, rows)
             console.print(f"wrote {json_out}")

@@ -14,7 +14,8 @@ def register(app: typer.Typer) -> None:
         qualities: str = typer.Option("10,20,30,40,50,60,70,80,90,95"),
         out: Path = typer.Option(None, help="where to write (default: the package's calibration)"),
     ) -> None:
-        """Measure Huffman tables and headers from the real codec; fit stuffing and surrogate."""
+        """Measure Huffman tables and headers from the real codec; fit stuffing and surrogate
+        (its scale for total bits, and per quality for the bits of change)."""
         from tqdm import tqdm
 
         from sandwich.codecs.jpeg import SUBSAMPLINGS
@@ -26,7 +27,7 @@ def register(app: typer.Typer) -> None:
         files = expand_images(inputs)
         images = [load_rgb(f) for f in files]
         qs = [int(q) for q in qualities.split(",")]
-        with tqdm(total=len(images) * len(qs) * len(SUBSAMPLINGS), desc="calibrating") as bar:
+        with tqdm(total=2 * len(images) * len(qs) * len(SUBSAMPLINGS), desc="calibrating") as bar:
             result = cal.calibrate(images, qs, progress=lambda: bar.update(1))
         result["fitted_on"]["files"] = [f.name for f in files]
         target = out or Path(proxy.__file__).with_name(proxy.CALIBRATION_FILE)

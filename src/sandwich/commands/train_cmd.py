@@ -44,6 +44,12 @@ def register(app: typer.Typer) -> None:
             "sample's lambda is slope*ln10/(10 ln2)*D/bpp, so all qualities trade alike; "
             "linear losses only; see training.losses.slope_lambda",
         ),
+        rate_grad: str = typer.Option(
+            "total",
+            help="rate gradient of the proxy: total (surrogate fitted to whole-file bits) or "
+            "marginal (fitted per quality to the real bits of a change: 1.5-5x larger, so a "
+            "learning pre-processor pays what the real file pays)",
+        ),
         pre_lr_scale: float = typer.Option(0.3, help="pre-processor lr = lr * this (0 freezes)"),
         quality_min: int = typer.Option(None, help="lowest JPEG quality drawn (default: scenario)"),
         quality_max: int = typer.Option(None, help="highest JPEG quality drawn"),
@@ -82,6 +88,8 @@ def register(app: typer.Typer) -> None:
             parse_loss(loss)
         except ValueError as e:
             raise SandwichError(str(e)) from None
+        if rate_grad not in ("total", "marginal"):
+            raise SandwichError(f"--rate-grad {rate_grad!r}: use total or marginal")
         if rate_slope < 0:
             raise SandwichError(f"--rate-slope {rate_slope}: use a slope of 0 or more dB")
         logs = [name for _, name in parse_loss(loss) if name in LOG_TERMS]
@@ -106,6 +114,7 @@ def register(app: typer.Typer) -> None:
             lr=lr,
             lmbda=lmbda,
             rate_slope=rate_slope,
+            rate_grad=rate_grad,
             loss=loss,
             pre_lr_scale=pre_lr_scale,
             quality_min=quality_min,

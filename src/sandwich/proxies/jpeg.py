@@ -200,6 +200,7 @@ def jpeg_proxy(
     subsampling: str = "4:2:0",
     rounding: str = "ste",
     qtables: Tensor | None = None,
+    rate_grad: str = "total",
 ) -> CodecOutput:
     """Differentiable baseline JPEG.
 
@@ -212,6 +213,10 @@ def jpeg_proxy(
             libjpeg (8-bit input, colour conversions, chroma resampling, decoded pixels) are
             straight-through in training and exact with ``"hard"``.
         qtables: optional (2, 8, 8) or (N, 2, 8, 8) quantisation steps (luma, chroma).
+        rate_grad: scale of the rate gradient: ``"total"``, the surrogate fitted to the total
+            bits, or ``"marginal"``, the per-quality scale fitted to the real bits of a change
+            (:func:`sandwich.proxies.calibrate.fit_grad_alpha`; 1.5 to 5 times larger). Only
+            the gradient differs; needs ``quality``, not ``qtables``.
 
     Returns:
         :class:`CodecOutput` with ``x_hat`` (N, C, H, W), 0..255, and ``bits`` (N,): predicted
@@ -225,8 +230,15 @@ def jpeg_proxy(
     gray = subsampling == "gray"
     if c != (1 if gray else 3):
         raise ValueError(f"JPEG {subsampling} carries {1 if gray else 3} channel(s), got {c}")
+    if rate_grad not in RATE_GRADS:
+        raise ValueError(f"unknown rate gradient {rate_grad!r}; use one of {RATE_GRADS}")
     cal = load_calibration()
     mode = cal["modes"][subsampling]
+    if rate_grad == "marginal" and (qtables is not None or "grad_alpha" not in mode):
+        raise ValueError(
+            "rate_grad='marginal' needs a quality (not qtables) and a calibration with "
+            "grad_alpha (run `sandwich calibrate-proxy`)"
+        )
     if qtables is None:
         qt = torch.as_tensor(quality, dtype=torch.float32).flatten()
         qt = qtables_for_quality(qt.expand(n) if qt.numel() == 1 else qt)
@@ -237,9 +249,26 @@ def jpeg_proxy(
     out, exact, smooth = jpeg_proxy_parts(x, qt, subsampling, rounding, cal["huffman"])
     header = torch.full_like(exact, 8.0 * mode["header_bytes"] + 4.0)
     exact = exact * mode["stuffing"] + header
-    smooth = mode["alpha"] * smooth
+    if rate_grad == "marginal":
+        smooth = _grad_alpha(mode["grad_alpha"], quality, n).to(smooth) * smooth
+    else:
+        smooth = mode["alpha"] * smooth
     bits = exact.to(x.dtype) + smooth - smooth.detach()
     return CodecOutput(out, bits, header.to(x.dtype))
+
+
+RATE_GRADS = ("total", "marginal")
+
+
+def _grad_alpha(table: dict, quality: Tensor | float, n: int) -> Tensor:
+    """(N,) surrogate scale per sample, linear in quality between the calibrated ones."""
+    q = torch.as_tensor(quality, dtype=torch.float64).detach().cpu().flatten().expand(n)
+    qs = torch.tensor(table["qualities"], dtype=torch.float64)
+    alphas = torch.tensor(table["alpha"], dtype=torch.float64)
+    q = q.clamp(float(qs[0]), float(qs[-1]))
+    i = torch.searchsorted(qs, q, right=True).clamp(1, len(qs) - 1)
+    w = (q - qs[i - 1]) / (qs[i] - qs[i - 1])
+    return (alphas[i - 1] * (1 - w) + alphas[i] * w).float()
 
 
 class JpegProxy(ImageCodec):
@@ -247,13 +276,14 @@ class JpegProxy(ImageCodec):
 
     differentiable = True
 
-    def __init__(self, subsampling: str = "4:2:0", rounding: str = "ste"):
+    def __init__(self, subsampling: str = "4:2:0", rounding: str = "ste", rate_grad: str = "total"):
         super().__init__()
         if subsampling not in SUBSAMPLINGS:
             raise ValueError(f"unknown JPEG subsampling {subsampling!r}; use one of {SUBSAMPLINGS}")
         self.subsampling = subsampling
         self.rounding = rounding
+        self.rate_grad = rate_grad
         self.channels = 1 if subsampling == "gray" else 3
 
     def forward(self, x: Tensor, quality: Tensor | float) -> CodecOutput:
-        return jpeg_proxy(x, quality, self.subsampling, self.rounding)
+        return jpeg_proxy(x, quality, self.subsampling, self.rounding, rate_grad=self.rate_grad)

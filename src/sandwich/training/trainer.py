@@ -50,6 +50,7 @@ class TrainConfig:
     activation: str = "leaky"
     lmbda: float = 20.0  # rate weight: loss units per bpp (MSE per bpp for the default loss)
     rate_slope: float = 0.0  # extra rate weight as an RD slope, dB per doubling of bpp
+    rate_grad: str = "total"  # proxy rate gradient: "total" or "marginal" (see proxies.jpeg)
     loss: str = "mse"
     range_penalty: float = 1.0
     quality_min: int | None = None
@@ -73,7 +74,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def build_model(cfg: TrainConfig) -> SandwichModel:
-    return SandwichModel(
+    model = SandwichModel(
         cfg.scenario,
         tuple(cfg.pre_widths),
         tuple(cfg.post_widths),
@@ -81,6 +82,8 @@ def build_model(cfg: TrainConfig) -> SandwichModel:
         quality_input=cfg.quality_input,
         activation=cfg.activation,
     )
+    model.proxy.rate_grad = cfg.rate_grad  # a training choice: not part of the model's config
+    return model
 
 
 def init_from(model: SandwichModel, path: str) -> None:
