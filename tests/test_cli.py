@@ -236,6 +236,19 @@ def test_bench_proxy(run_cli, small_png, tmp_path: Path) -> None:
     assert code != 0 and "unknown mode" in err
 
 
+def test_calibrate_proxy(run_cli, small_png, tmp_path: Path) -> None:
+    src = small_png("c.png", size=(48, 64))
+    out = tmp_path / "cal.json"
+    code, text, err = run_cli(["calibrate-proxy", src, "--qualities", "20,80", "--out", out])
+    assert code == 0, err
+    cal = json.loads(out.read_text())
+    for mode in ("4:2:0", "4:4:4", "gray"):
+        m = cal["modes"][mode]
+        assert m["header_bytes"] > 0 and m["alpha"] > 0
+        assert m["grad_alpha"]["qualities"] == [20, 80] and len(m["grad_alpha"]["alpha"]) == 2
+    assert "wrote" in text
+
+
 def test_eval(run_cli, small_png, tmp_path: Path) -> None:
     src = small_png("e.png", size=(64, 80))
     out = tmp_path / "r.json"

@@ -62,7 +62,7 @@ def calibrate(images: list[np.ndarray], qualities: list[int], progress=None) -> 
         counted, real, smooth = [], [], []
         for img in images:
             arr = to_codec_input(img, sub)
-            x = torch.from_numpy(arr).float()
+            x = torch.from_numpy(np.array(arr, copy=True)).float()
             x = x[None, None] if arr.ndim == 2 else x.permute(2, 0, 1)[None]
             for q in qualities:
                 real.append(8.0 * ecs_bytes(codec.encode(arr, q)))
