@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         rate_grad: str = typer.Option(
             "total",
             help="rate gradient of the proxy: total (surrogate fitted to whole-file bits) or "
-            "marginal (fitted per quality to the real bits of a change: 1.5-5x larger, so a "
+            "marginal (fitted per quality to the real bits of a change: 1.2-3x larger, so a "
             "learning pre-processor pays what the real file pays)",
         ),
         pre_lr_scale: float = typer.Option(0.3, help="pre-processor lr = lr * this (0 freezes)"),

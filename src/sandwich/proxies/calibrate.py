@@ -6,9 +6,10 @@ corpus and a quality sweep: the byte-stuffing factor (real entropy-coded bits ov
 bits) and the scale of the smooth rate surrogate (counted bits over sum log2(1+|q|)).
 
 That scale matches the surrogate to the *total* bits, but the gradient is what training uses,
-and it underprices change: making an image sharper or more contrasted costs the real file 1.5 to
-5 times the bits that the surrogate's gradient predicts (5x at quality 10, where the change wakes
-up coefficients that were zero, each costing a whole run-length symbol). :func:`fit_grad_alpha`
+and it underprices change: making an image a little sharper or more contrasted costs the real
+4:2:0 file 1.3 to 2.6 times the bits that the surrogate's gradient predicts (`sandwich bench
+proxy --gradient` on the validation images; the most at quality 10, where the change wakes up
+coefficients that were zero, each costing a whole run-length symbol). :func:`fit_grad_alpha`
 measures that ratio per quality, as the real codec's finite-difference bits over the gradient's
 prediction along two directions that a pre-processor takes (sharpening and contrast), and
 ``--rate-grad marginal`` in training gives the gradient that scale.

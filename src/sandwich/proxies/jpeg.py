@@ -194,6 +194,9 @@ def jpeg_proxy_parts(
     return out, exact, smooth
 
 
+RATE_GRADS = ("total", "marginal")
+
+
 def jpeg_proxy(
     x: Tensor,
     quality: Tensor | float,
@@ -215,7 +218,7 @@ def jpeg_proxy(
         qtables: optional (2, 8, 8) or (N, 2, 8, 8) quantisation steps (luma, chroma).
         rate_grad: scale of the rate gradient: ``"total"``, the surrogate fitted to the total
             bits, or ``"marginal"``, the per-quality scale fitted to the real bits of a change
-            (:func:`sandwich.proxies.calibrate.fit_grad_alpha`; 1.5 to 5 times larger). Only
+            (:func:`sandwich.proxies.calibrate.fit_grad_alpha`; 1.2 to 3 times larger). Only
             the gradient differs; needs ``quality``, not ``qtables``.
 
     Returns:
@@ -255,9 +258,6 @@ def jpeg_proxy(
         smooth = mode["alpha"] * smooth
     bits = exact.to(x.dtype) + smooth - smooth.detach()
     return CodecOutput(out, bits, header.to(x.dtype))
-
-
-RATE_GRADS = ("total", "marginal")
 
 
 def _grad_alpha(table: dict, quality: Tensor | float, n: int) -> Tensor:
