@@ -259,12 +259,12 @@ def test_huffman_bits_of_a_hand_made_block() -> None:
 
 def test_marginal_rate_gradient() -> None:
     """Same bits forward; the gradient scaled by the per-quality fit of the bits of change."""
-    from sandwich.proxies.jpeg import _grad_alpha
+    from sandwich.proxies.jpeg import grad_alpha_at
 
     cal = load_calibration()["modes"]["4:2:0"]
     table = cal["grad_alpha"]
     q0, q1 = table["qualities"][:2]
-    a = _grad_alpha(table, torch.tensor([float(q0), (q0 + q1) / 2, 1.0, 100.0]), 4)
+    a = grad_alpha_at(table, torch.tensor([float(q0), (q0 + q1) / 2, 1.0, 100.0]), 4)
     lo, hi = table["alpha"][0], table["alpha"][1]
     assert a[0] == pytest.approx(lo) and a[1] == pytest.approx((lo + hi) / 2)
     assert a[2] == pytest.approx(lo) and a[3] == pytest.approx(table["alpha"][-1])  # clamped

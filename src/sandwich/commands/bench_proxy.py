@@ -106,7 +106,8 @@ def register(bench: typer.Typer) -> None:
                 gt.add_row(r["mode"], str(r["quality"]), f"{r['total']:.2f}", marg)
             console.print(gt)
         if json_out is not None:
-            for r, g in zip(rows, grad_rows or [], strict=False):  # same (mode, quality) order
+            for g in grad_rows or []:
+                (r,) = (r for r in rows if (r["mode"], r["quality"]) == (g["mode"], g["quality"]))
                 r["change_bits_over_gradient"] = {k: g[k] for k in ("total", "marginal") if k in g}
             write_json(json_out, rows)
             console.print(f"wrote {json_out}")

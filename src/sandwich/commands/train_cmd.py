@@ -85,14 +85,16 @@ def register(app: typer.Typer) -> None:
 
             loss = get_scenario(scenario).distortion
         try:
-            parse_loss(loss)
+            terms = parse_loss(loss)
         except ValueError as e:
             raise SandwichError(str(e)) from None
-        if rate_grad not in ("total", "marginal"):
-            raise SandwichError(f"--rate-grad {rate_grad!r}: use total or marginal")
+        from sandwich.proxies.jpeg import RATE_GRADS
+
+        if rate_grad not in RATE_GRADS:
+            raise SandwichError(f"--rate-grad {rate_grad!r}: use {' or '.join(RATE_GRADS)}")
         if rate_slope < 0:
             raise SandwichError(f"--rate-slope {rate_slope}: use a slope of 0 or more dB")
-        logs = [name for _, name in parse_loss(loss) if name in LOG_TERMS]
+        logs = [name for _, name in terms if name in LOG_TERMS]
         if rate_slope and logs:
             raise SandwichError(
                 f"--rate-slope needs a linear loss but {loss!r} has the dB term {logs[0]!r}; "

@@ -10,8 +10,8 @@ import torch
 
 from sandwich.codecs.jpeg import SUBSAMPLINGS, JpegCodec
 from sandwich.evaluation.metrics import psnr
-from sandwich.proxies.calibrate import change_bits, to_codec_input
-from sandwich.proxies.jpeg import _grad_alpha, jpeg_proxy, load_calibration
+from sandwich.proxies.calibrate import change_pairs, codec_tensor, to_codec_input
+from sandwich.proxies.jpeg import grad_alpha_at, jpeg_proxy, load_calibration
 
 DEFAULT_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 BPP_TARGET = 0.05  # mean absolute relative bpp error
@@ -44,8 +44,7 @@ def fidelity_rows(
                 pixels = arr.shape[0] * arr.shape[1]
                 data = codec.encode(arr, q)
                 real = codec.decode(data)
-                x = torch.from_numpy(np.array(arr, copy=True)).float()
-                x = x[None, None] if arr.ndim == 2 else x.permute(2, 0, 1)[None]
+                x = codec_tensor(arr)
                 with torch.inference_mode():
                     out = jpeg_proxy(x, q, mode, rounding="hard")
                 prox = out.x_hat[0].permute(1, 2, 0).numpy().squeeze(-1 if arr.ndim == 2 else ())
@@ -91,12 +90,8 @@ def gradient_rows(
     for mode in modes:
         m = cal["modes"][mode]
         for q in qualities:
-            pairs = []
-            for img in images:
-                pairs += change_bits(img, q, mode, cal["huffman"])
-                if progress is not None:
-                    progress()
-            real, pred = (float(v) for v in np.asarray(pairs).sum(axis=0))
+            pairs = change_pairs(images, q, mode, cal["huffman"], progress)
+            real, pred = (float(v) for v in pairs.sum(axis=0))
             row = {
                 "mode": mode,
                 "quality": q,
@@ -104,6 +99,6 @@ def gradient_rows(
                 "total": real / (m["alpha"] * pred),
             }
             if "grad_alpha" in m:
-                row["marginal"] = real / (float(_grad_alpha(m["grad_alpha"], q, 1)) * pred)
+                row["marginal"] = real / (float(grad_alpha_at(m["grad_alpha"], q, 1)) * pred)
             rows.append(row)
     return rows

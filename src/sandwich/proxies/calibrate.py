@@ -52,6 +52,12 @@ def to_codec_input(img: np.ndarray, subsampling: str) -> np.ndarray:
     return np.clip(np.round(y), 0, 255).astype(np.uint8)
 
 
+def codec_tensor(arr: np.ndarray) -> torch.Tensor:
+    """A codec input (H, W) or (H, W, 3) uint8 -> a (1, C, H, W) float tensor (a copy)."""
+    x = torch.from_numpy(np.array(arr, copy=True)).float()
+    return x[None, None] if arr.ndim == 2 else x.permute(2, 0, 1)[None]
+
+
 def calibrate(images: list[np.ndarray], qualities: list[int], progress=None) -> dict:
     """Fit byte stuffing and surrogate scale per mode on ``images`` (uint8 RGB arrays)."""
     from sandwich.proxies.jpeg import jpeg_proxy_parts, qtables_for_quality
@@ -63,8 +69,7 @@ def calibrate(images: list[np.ndarray], qualities: list[int], progress=None) -> 
         counted, real, smooth = [], [], []
         for img in images:
             arr = to_codec_input(img, sub)
-            x = torch.from_numpy(np.array(arr, copy=True)).float()
-            x = x[None, None] if arr.ndim == 2 else x.permute(2, 0, 1)[None]
+            x = codec_tensor(arr)
             for q in qualities:
                 real.append(8.0 * ecs_bytes(codec.encode(arr, q)))
                 qt = qtables_for_quality(torch.tensor([float(q)]))
@@ -120,8 +125,7 @@ def change_bits(
     codec = JpegCodec(subsampling)
     qt = qtables_for_quality(torch.tensor([float(quality)]))
     arr = to_codec_input(img, subsampling)
-    x = torch.from_numpy(np.array(arr, copy=True)).float()
-    x = x[None, None] if arr.ndim == 2 else x.permute(2, 0, 1)[None]
+    x = codec_tensor(arr)
     base = len(codec.encode(arr, quality))
     pairs = []
     for kind, step in GRAD_DIRECTIONS.items():
@@ -133,6 +137,19 @@ def change_bits(
         moved = moved[:, :, 0] if moved.shape[2] == 1 else moved
         pairs.append((8.0 * (len(codec.encode(moved, quality)) - base), float(t.grad) * step))
     return pairs
+
+
+def change_pairs(
+    images: list[np.ndarray], quality: int, subsampling: str, huffman: dict, progress=None
+) -> np.ndarray:
+    """(K, 2) (real, predicted) pairs of :func:`change_bits` over ``images``, one progress
+    tick per image."""
+    pairs = []
+    for img in images:
+        pairs += change_bits(img, quality, subsampling, huffman)
+        if progress is not None:
+            progress()
+    return np.asarray(pairs)
 
 
 def fit_grad_alpha(
@@ -150,12 +167,7 @@ def fit_grad_alpha(
     """
     alphas = []
     for q in qualities:
-        pairs = []
-        for img in images:
-            pairs += change_bits(img, q, subsampling, huffman)
-            if progress is not None:
-                progress()
-        r, p = np.asarray(pairs).T
+        r, p = change_pairs(images, q, subsampling, huffman, progress).T
         alphas.append(float((r * p).sum() / (p**2).sum()))
     return {"qualities": list(qualities), "alpha": alphas}
 

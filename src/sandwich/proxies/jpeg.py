@@ -253,14 +253,14 @@ def jpeg_proxy(
     header = torch.full_like(exact, 8.0 * mode["header_bytes"] + 4.0)
     exact = exact * mode["stuffing"] + header
     if rate_grad == "marginal":
-        smooth = _grad_alpha(mode["grad_alpha"], quality, n).to(smooth) * smooth
+        smooth = grad_alpha_at(mode["grad_alpha"], quality, n).to(smooth) * smooth
     else:
         smooth = mode["alpha"] * smooth
     bits = exact.to(x.dtype) + smooth - smooth.detach()
     return CodecOutput(out, bits, header.to(x.dtype))
 
 
-def _grad_alpha(table: dict, quality: Tensor | float, n: int) -> Tensor:
+def grad_alpha_at(table: dict, quality: Tensor | float, n: int) -> Tensor:
     """(N,) surrogate scale per sample, linear in quality between the calibrated ones."""
     q = torch.as_tensor(quality, dtype=torch.float64).detach().cpu().flatten().expand(n)
     qs = torch.tensor(table["qualities"], dtype=torch.float64)

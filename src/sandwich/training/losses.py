@@ -20,8 +20,9 @@ A loss is a single term or a weighted sum, written ``"dssim+0.0002*mse"`` or
 ``"lpips+0.5*dssim"``: ``+``-separated terms, each ``NAME`` or ``WEIGHT*NAME``.
 
 Rate weight as a slope. A fixed lambda (loss units per bpp) is worth very different amounts at
-different qualities: 20 MSE/bpp is 1.5 dB/bpp at 29 dB but 0.4 dB/bpp at 24 dB, far below what the
-codec itself trades by changing its quality (lowres2 at q10: about 18 dB/bpp), so a learning
+different qualities: 20 MSE/bpp is 20 * 10 / (ln(10) MSE) dB/bpp, 1.06 at 29 dB but 0.34 at 24 dB,
+far below what the codec itself trades by changing its quality (the lowres2 baseline gains
+1.58 dB for 0.053 bpp from quality 10 to 20, 30 dB/bpp, in docs/results.md), so a learning
 pre-processor buys bits that a higher quality would buy more cheaply. :func:`slope_lambda` instead
 gives each sample the lambda of a rate-distortion slope in dB per doubling of the bit rate, the
 log-log domain that BD-rate and BD-PSNR integrate in, so every quality trades alike while the
@@ -29,6 +30,8 @@ distortion stays linear (which learns better than the dB terms, see above).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -40,7 +43,7 @@ LOG_TERMS = ("psnr", "msssim", "lpips-db")  # already in dB, may be negative
 
 # dB of distortion per doubling of the rate -> loss units of a linear D per bpp, times D/R:
 # d(10 log10 D) = -slope d(log2 R)  <=>  dD = -slope * ln(10) / (10 ln(2)) * (D / R) dR
-_DB_PER_OCTAVE = float(torch.log(torch.tensor(10.0)) / (10 * torch.log(torch.tensor(2.0))))
+_DB_PER_OCTAVE = math.log(10) / (10 * math.log(2))
 
 # the MS-SSIM terms: (scales, window side)
 _MS_SSIM = {"dssim": (3, 7), "msssim": (3, 7), "dssim5": (5, 11)}
