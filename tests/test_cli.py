@@ -581,10 +581,10 @@ def test_train_init_from_other_run(run_cli, check_error, tmp_path: Path, sample_
     for k, v in src.state_dict().items():
         assert torch.equal(b.state_dict()[k], v), k
 
-    # different widths: a one-line error from the CLI
+    # narrower or deeper U-Nets: a one-line error from the CLI (wider ones are widened)
     argv = ["train", "--scenario", "msssim", "--data", data, "--out", tmp_path / "C"]
     argv += ["--steps", "1", "--batch", "2", "--patch", "32", "--threads", "1"]
-    argv += ["--pre-widths", "8", "--post-widths", "16"]
+    argv += ["--pre-widths", "8", "--post-widths", "8,16"]
     code, _, err = run_cli([*argv, "--init", tmp_path / "A" / "model.safetensors"])
     assert "do not match" in check_error(code, err)
     code, _, err = run_cli([*argv, "--loss", "dssim+mse2"])

@@ -327,3 +327,49 @@ def test_sidecar_commands_parse_today(name: str) -> None:
         ctx = sub.make_context(argv[1], argv[2:])
         if argv[1] == "train":
             assert ctx.params["loss"], f"{name}: {command} relies on the default loss"
+
+
+def test_widened_unet_is_the_same_function() -> None:
+    """load_widened: a wider U-Net (same levels) starts as exactly the narrower one, and its new
+    channels get gradients; a narrower or deeper target is refused."""
+    from sandwich.nets.unet import UNet, load_widened
+
+    torch.manual_seed(0)
+    narrow = UNet(5, 3, (8, 16, 24), "leaky")
+    with torch.no_grad():
+        for p in narrow.parameters():
+            p.normal_(0.0, 0.2)
+    wide = UNet(5, 3, (12, 16, 40), "leaky")
+    load_widened(wide, narrow.state_dict())
+    x = torch.randn(2, 5, 19, 23)
+    assert torch.allclose(wide(x), narrow(x), atol=1e-5)
+    wide(x).square().mean().backward()
+    # weights from the new channels into the old ones start at zero but learn
+    assert wide.down[0][2].weight[:8, 8:].abs().max() == 0
+    assert wide.down[0][2].weight.grad[:8, 8:].abs().max() > 0
+    assert wide.head.weight.grad[:, 8:].abs().max() > 0
+    for target in (UNet(5, 3, (4, 16, 24)), UNet(5, 3, (8, 16, 24, 32))):
+        with pytest.raises(ValueError):
+            load_widened(target, narrow.state_dict())
+
+
+def test_init_from_narrower_model(tmp_path, sample_rgb: np.ndarray) -> None:
+    """train --init with wider U-Nets: the run starts as exactly the source model."""
+    from sandwich.training.trainer import TrainConfig, build_model, init_from
+    from sandwich.zoo.weights import save_weights
+
+    m = _model("lowres2")
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    path = tmp_path / "w.safetensors"
+    save_weights(m, path, {})
+    common = dict(scenario="lowres2", data="-", out="-", activation="relu", pre_widths=[8])
+    wide = build_model(TrainConfig(post_widths=[12, 20], **common))
+    init_from(wide, str(path))
+    x = torch.from_numpy(sample_rgb).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        a, b = m(x, quality=40.0), wide(x, quality=40.0)
+    assert torch.allclose(a.x_hat, b.x_hat, atol=1e-3)
+    with pytest.raises(SandwichError, match="do not match"):
+        init_from(build_model(TrainConfig(post_widths=[4, 16], **common)), str(path))

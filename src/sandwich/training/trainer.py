@@ -87,17 +87,39 @@ def build_model(cfg: TrainConfig) -> SandwichModel:
 
 
 def init_from(model: SandwichModel, path: str) -> None:
-    """Copy the weights of ``path`` (a trained model.safetensors) into ``model``."""
+    """Copy the weights of ``path`` (a trained model.safetensors) into ``model``.
+
+    The U-Nets of ``model`` may be wider than the source's (same levels): they are widened so
+    that the model starts as exactly the source's function (:func:`sandwich.nets.unet.load_widened`)
+    and training grows into the extra channels.
+    """
+    from sandwich.nets.unet import UNet, load_widened
     from sandwich.zoo.weights import load_weights
 
-    src = load_weights(Path(path))
-    try:
-        model.load_state_dict(src.state_dict())
-    except RuntimeError:
-        raise SandwichError(
-            f"{path}: its networks do not match this run's (widths, scenario base or "
-            "--quality-input differ); use the same configuration as the run that made it"
-        ) from None
+    src = load_weights(Path(path)).state_dict()
+    mismatch = SandwichError(
+        f"{path}: its networks do not match this run's (scenario base, --quality-input, or "
+        "U-Net levels differ, or a width is narrower); use the configuration of the run that made "
+        "it, or wider U-Nets with as many levels"
+    )
+    state = model.state_dict()
+    for name, unet in model.named_modules():
+        if not isinstance(unet, UNet):
+            continue
+        sub = {k[len(name) + 1 :]: v for k, v in src.items() if k.startswith(f"{name}.")}
+        if all(
+            sub.get(k) is not None and sub[k].shape == v.shape for k, v in unet.state_dict().items()
+        ):
+            continue
+        try:
+            load_widened(unet, sub)
+        except (KeyError, ValueError):
+            raise mismatch from None
+        for k, v in unet.state_dict().items():
+            src[f"{name}.{k}"] = v
+    if src.keys() != state.keys() or any(src[k].shape != state[k].shape for k in state):
+        raise mismatch
+    model.load_state_dict(src)
 
 
 def _param_groups(model: SandwichModel, cfg: TrainConfig) -> list[dict]:
