@@ -47,7 +47,7 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry(
             "gray-jpeg",
             "gray",
-            1,
+            2,
             "colour through grayscale JPEG (trained)",
             "gray-jpeg.safetensors",
         ),
