@@ -64,7 +64,9 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(2, help="CPU threads (torch.set_num_threads)"),
         device: str = typer.Option("auto", help="auto, cpu or cuda"),
         init: Path = typer.Option(
-            None, help="start from these weights (a run's model.safetensors), fresh optimiser"
+            None,
+            help="start from these weights (a run's model.safetensors), fresh optimiser; "
+            "wider U-Nets than the source's (as many levels) start as the same function",
         ),
         resume: bool = typer.Option(False, help="continue from OUT/checkpoint.safetensors"),
         stop_after: int = typer.Option(None, help="stop this run at this step (resume later)"),
