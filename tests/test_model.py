@@ -30,6 +30,19 @@ def _model(scenario: str) -> SandwichModel:
     return SandwichModel(scenario, pre_widths=(8,), post_widths=(8, 16)).eval()
 
 
+def _saved_perturbed_model(scenario: str, path) -> SandwichModel:
+    """:func:`_model` with every weight moved off its init (so no layer is trivially zero),
+    saved to ``path`` (safetensors + sidecar)."""
+    from sandwich.zoo.weights import save_weights
+
+    m = _model(scenario)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    save_weights(m, path, {"note": "test"})
+    return m
+
+
 def _strip_marker(data: bytes) -> bytes:
     info = read_marker(data)
     assert info is not None
@@ -194,14 +207,10 @@ def test_model_refuses_non_rgb_arrays(sample_rgb: np.ndarray) -> None:
 
 
 def test_weights_round_trip(tmp_path, sample_rgb: np.ndarray) -> None:
-    from sandwich.zoo.weights import load_weights, save_weights
+    from sandwich.zoo.weights import load_weights
 
-    m = _model("lowres2")
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.01 * torch.randn_like(p))
     path = tmp_path / "w.safetensors"
-    save_weights(m, path, {"note": "test"})
+    m = _saved_perturbed_model("lowres2", path)
     assert path.with_suffix(".json").is_file()
     loaded = load_weights(path, name="mine", version=4)
     assert loaded.config() == m.config()
@@ -356,14 +365,9 @@ def test_widened_unet_is_the_same_function() -> None:
 def test_init_from_narrower_model(tmp_path, sample_rgb: np.ndarray) -> None:
     """train --init with wider U-Nets: the run starts as exactly the source model."""
     from sandwich.training.trainer import TrainConfig, build_model, init_from
-    from sandwich.zoo.weights import save_weights
 
-    m = _model("lowres2")
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.01 * torch.randn_like(p))
     path = tmp_path / "w.safetensors"
-    save_weights(m, path, {})
+    m = _saved_perturbed_model("lowres2", path)
     common = dict(scenario="lowres2", data="-", out="-", activation="relu", pre_widths=[8])
     wide = build_model(TrainConfig(post_widths=[12, 20], **common))
     init_from(wide, str(path))
