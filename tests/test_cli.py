@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -503,6 +504,18 @@ def test_train_cli(run_cli, check_error, tmp_path: Path, sample_full: np.ndarray
     assert json.loads((run / "config.json").read_text())["rate_grad"] == "marginal"
     code, _, err = run_cli([*argv, "--rate-grad", "steep", "--force"])
     assert "--rate-grad" in check_error(code, err)
+
+    # several training folders: recorded joined as PATH is; a missing one is a one-line error
+    more = tmp_path / "more"
+    more.mkdir()
+    Image.fromarray(sample_full[:40, :40]).save(more / "c.png")
+    code, _, err = run_cli([*argv, "--data", more, "--force"])
+    assert code == 0, err
+    recorded = json.loads((run / "config.json").read_text())["data"]
+    assert recorded == os.pathsep.join([str(data), str(more)])
+    code, _, err = run_cli([*argv, "--data", tmp_path / "nowhere", "--force"])
+    line = check_error(code, err)
+    assert "nowhere" in line and "sandwich data" in line
 
 
 def test_train_resume_is_exact(tmp_path: Path, sample_full: np.ndarray) -> None:

@@ -103,3 +103,49 @@ def test_dep5() -> None:
     assert corpus.dep5_licence(entries, "Other.jpg")[0] == "CC-BY-SA-4.0"
     assert corpus.dep5_licence(entries, "external/wesaturate/500px/x.png")[0] == "CC0"
     assert corpus.dep5_licence(entries, "jxl/flower/flower.png")[0] == "GPL-2+"
+
+
+def test_largest_plasma_image(tmp_path: Path) -> None:
+    images = tmp_path / "Path" / "contents" / "images"
+    images.mkdir(parents=True)
+    for name in ("1920x1080.jpg", "5120x2880.png", "720x1440.jpg", "screenshot.png"):
+        (images / name).write_bytes(b"")
+    (images / "9999x9999.jpg").mkdir()  # not a file
+    assert corpus.largest_plasma_image(tmp_path / "Path") == images / "5120x2880.png"
+    assert corpus.largest_plasma_image(tmp_path / "Missing") is None
+
+
+def test_extra_items_splits_names_and_licences(tmp_path: Path) -> None:
+    """The extra/dev photos map to distinct names, carry their package's licence, and a photo
+    missing from a package version is recorded as skipped instead of failing the build."""
+    debs = {}
+    for name in corpus.DEB_EXTRA:
+        root = tmp_path / name
+        debs[name] = corpus._Deb(
+            name,
+            "1",
+            tmp_path / f"{name}.deb",
+            root,
+            "/copyright",
+            [(["*"], f"licence of {name}", "someone")],
+        )
+    present = [k for k in corpus.EXTRA_PHOTOS if k != ("plasma-workspace-wallpapers", "Grey")]
+    for package, entry in present:
+        root = debs[package].root
+        if package == "plasma-workspace-wallpapers":
+            path = root / corpus.PLASMA_ROOT / entry / "contents" / "images" / "2560x1600.jpg"
+        else:
+            path = root / "usr/share/backgrounds" / entry
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    skipped: list[dict] = []
+    items = corpus._extra_items(debs, skipped)
+    assert len(items) == len(present)
+    assert skipped == [
+        {"source": "plasma-workspace-wallpapers", "file": "Grey", "reason": "not in this version"}
+    ]
+    assert len({i.name for i in items}) == len(items)
+    assert {i.split for i in items} == {"extra", "dev"}
+    for item in items:
+        assert item.licence == f"licence of {item.source}" and item.factor is None
+        assert item.original_path.startswith("/usr/share/")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from sandwich.data.corpus import SPLITS
+
 
 def _summary(manifest: dict, out: Path, seconds: float) -> None:
     from rich.console import Console
@@ -19,7 +21,9 @@ def _summary(manifest: dict, out: Path, seconds: float) -> None:
     table.add_column("pixels", justify="right")
     table.add_column("smallest", justify="right")
     table.add_column("largest", justify="right")
-    for split in ("train", "val"):
+    for split in SPLITS:
+        if split not in manifest["totals"]:
+            continue
         sizes = [tuple(e["final_size"]) for e in manifest["images"] if e["split"] == split]
         by_area = sorted(sizes, key=lambda s: (s[0] * s[1], s))
         total = manifest["totals"][split]

@@ -24,7 +24,11 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def train(
         scenario: str = typer.Option(..., help="rgb, gray, lowres2, lowres4, hdr16, ..."),
-        data: Path = typer.Option(..., help="folder of training images (see `sandwich data`)"),
+        data: list[Path] = typer.Option(
+            ...,
+            help="folder of training images (see `sandwich data`); repeat to train on several, "
+            "e.g. --data data/corpus/train --data data/corpus/extra",
+        ),
         out: Path = typer.Option(..., help="run folder: checkpoint, log.jsonl, model.safetensors"),
         steps: int = typer.Option(4000, help="total optimiser steps"),
         batch: int = typer.Option(8),
@@ -73,6 +77,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, help="restart even if OUT has a checkpoint"),
     ) -> None:
         """Train pre/post-processors around the JPEG proxy; resumable, logged to OUT/log.jsonl."""
+        from sandwich.training.dataset import join_folders
         from sandwich.training.trainer import TrainConfig, command_line
         from sandwich.training.trainer import train as run
 
@@ -110,7 +115,7 @@ def register(app: typer.Typer) -> None:
             )
         cfg = TrainConfig(
             scenario=scenario,
-            data=str(data),
+            data=join_folders(data),
             out=str(out),
             steps=steps,
             batch=batch,

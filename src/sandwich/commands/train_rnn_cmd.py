@@ -11,7 +11,11 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("train-rnn")
     def train_rnn(
-        data: Path = typer.Option(..., help="folder of training images (see `sandwich data`)"),
+        data: list[Path] = typer.Option(
+            ...,
+            help="folder of training images (see `sandwich data`); repeat to train on several, "
+            "e.g. --data data/corpus/train --data data/corpus/extra",
+        ),
         out: Path = typer.Option(..., help="run folder: checkpoint, log.jsonl, model.safetensors"),
         preset: str = typer.Option("cpu-s", help="architecture: cpu-s, cpu-m or toderici"),
         unit: str = typer.Option("gru", help="recurrent unit: gru (residual GRU) or lstm"),
@@ -39,6 +43,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, help="restart even if OUT has a checkpoint"),
     ) -> None:
         """Train the progressive RNN codec; resumable, logged to OUT/log.jsonl."""
+        from sandwich.training.dataset import join_folders
         from sandwich.training.progressive_trainer import (
             ProgressiveTrainConfig,
             train_progressive,
@@ -46,7 +51,7 @@ def register(app: typer.Typer) -> None:
         from sandwich.training.trainer import command_line
 
         cfg = ProgressiveTrainConfig(
-            data=str(data),
+            data=join_folders(data),
             out=str(out),
             preset=preset,
             unit=unit,

@@ -6,6 +6,12 @@ reachable.  The corpus is therefore assembled from:
 * **train**: natural photos of the Debian packages ``lomiri-wallpapers-16.04`` (top-level
   ``usr/share/backgrounds/*.jpg``) and ``mate-backgrounds`` (``.../mate/nature/*.jpg``), fetched
   with ``apt-get download`` and unpacked with ``dpkg-deb -x`` (nothing is installed);
+* **extra**: more training photos, added after the first models were trained (so ``train`` keeps
+  the images that their recorded commands name): the photographs among the wallpapers of
+  ``plasma-workspace-wallpapers`` and ``lomiri-wallpapers-20.04`` (chosen by eye, listed in
+  :data:`EXTRA_PHOTOS`). Train on both with ``--data data/corpus/train --data data/corpus/extra``;
+* **dev**: photos of the same packages held out of training for model selection (checkpoints,
+  hyper-parameters), so that the validation images are only ever used to report results;
 * **val**: sample photos inside the installed Python wheels (scikit-image, scikit-learn,
   matplotlib) and, with the Debian step, lossless PNGs of ``libjxl-testdata``.
 
@@ -51,10 +57,32 @@ from sandwich.io import list_images as list_images  # re-exported for corpus use
 
 MULTIPLE = 16  # both sides of every corpus image are multiples of this
 TRAIN_MAX_SIDE = 1024  # training images are downscaled until the longer side fits
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: the extra and dev splits
+SPLITS = ("train", "extra", "dev", "val")
 
 DEB_TRAIN = ("lomiri-wallpapers-16.04", "mate-backgrounds")
 DEB_VAL = ("libjxl-testdata",)
+DEB_EXTRA = ("plasma-workspace-wallpapers", "lomiri-wallpapers-20.04")
+PLASMA_ROOT = "usr/share/wallpapers"
+# Photographs among the wallpapers (the rest are renders and drawings; checked by eye), with
+# the split each goes to. Plasma wallpapers are folders with one image per screen size: the
+# largest is used. The dev photos span scenes unlike each other (cups, a lake at dusk, a leaf,
+# a forest path).
+EXTRA_PHOTOS: dict[tuple[str, str], str] = {
+    ("plasma-workspace-wallpapers", "BytheWater"): "extra",
+    ("plasma-workspace-wallpapers", "ColdRipple"): "extra",
+    ("plasma-workspace-wallpapers", "DarkestHour"): "extra",
+    ("plasma-workspace-wallpapers", "Grey"): "extra",
+    ("plasma-workspace-wallpapers", "Kite"): "extra",
+    ("plasma-workspace-wallpapers", "OneStandsOut"): "extra",
+    ("plasma-workspace-wallpapers", "summer_1am"): "extra",
+    ("lomiri-wallpapers-20.04", "Kleiber_by_Lukas_Baubkus.jpg"): "extra",
+    ("lomiri-wallpapers-20.04", "Infinite-Sea_by_Aury88.jpg"): "extra",
+    ("plasma-workspace-wallpapers", "ColorfulCups"): "dev",
+    ("plasma-workspace-wallpapers", "EveningGlow"): "dev",
+    ("plasma-workspace-wallpapers", "FallenLeaf"): "dev",
+    ("plasma-workspace-wallpapers", "Path"): "dev",
+}
 # Files matched by the training patterns that are not natural photos (checked by eye).
 NOT_PHOTOS = {
     ("lomiri-wallpapers-16.04", "umang_by_Abhishek_Mudgal.jpg"): "synthetic gradient render",
@@ -221,7 +249,7 @@ def _run(cmd: list[str], cwd: Path, what: str) -> None:
 class _Item:
     """One source image to convert."""
 
-    split: str  # "train" | "val"
+    split: str  # one of SPLITS
     name: str  # output file stem
     path: Path  # file on disk
     source: str  # package name
@@ -380,6 +408,51 @@ def _deb_items(
     return items
 
 
+def largest_plasma_image(folder: Path) -> Path | None:
+    """The largest ``contents/images/WxH.ext`` of a Plasma wallpaper folder, or None."""
+    best: tuple[int, Path] | None = None
+    for path in (folder / "contents" / "images").glob("*"):
+        w, x, h = path.stem.partition("x")
+        if not (path.is_file() and x and w.isdigit() and h.isdigit()):
+            continue
+        if best is None or int(w) * int(h) > best[0]:
+            best = (int(w) * int(h), path)
+    return best[1] if best else None
+
+
+def _extra_items(debs: dict[str, _Deb], skipped: list[dict]) -> list[_Item]:
+    """The :data:`EXTRA_PHOTOS` of the ``extra`` and ``dev`` splits (training rule factors)."""
+    items = []
+    for (package, entry), split in EXTRA_PHOTOS.items():
+        deb = debs[package]
+        if package == "plasma-workspace-wallpapers":
+            path = largest_plasma_image(deb.root / PLASMA_ROOT / entry)
+            tag, stem = "plasma", entry
+        else:
+            path = deb.root / "usr/share/backgrounds" / entry
+            tag, stem = "lomiri20", Path(entry).stem
+        if path is None or not path.is_file():
+            skipped.append({"source": package, "file": entry, "reason": "not in this version"})
+            continue
+        rel = path.relative_to(deb.root).as_posix()
+        licence, holders = dep5_licence(deb.entries, rel)
+        items.append(
+            _Item(
+                split=split,
+                name=f"{tag}_{stem}",
+                path=path,
+                source=deb.name,
+                source_version=deb.version,
+                original_path="/" + rel,
+                factor=None,
+                licence=licence or "see copyright_file",
+                copyright=holders or None,
+                copyright_file=deb.copyright_file,
+            )
+        )
+    return items
+
+
 def _debian_items(
     cache: Path, work: Path, out_tmp: Path, say: Callable[[str], None], skipped: list[dict]
 ) -> tuple[list[_Item], dict]:
@@ -389,7 +462,8 @@ def _debian_items(
                 f"{tool} not found (Debian packages are needed for the training images); "
                 "pass --no-debian to build only the validation images"
             )
-    debs = {name: _fetch_deb(name, cache, work, say) for name in DEB_TRAIN + DEB_VAL}
+    names = DEB_TRAIN + DEB_VAL + DEB_EXTRA
+    debs = {name: _fetch_deb(name, cache, work, say) for name in names}
     lomiri, mate, jxl = (debs[n] for n in DEB_TRAIN + DEB_VAL)
     items = [
         *_deb_items(lomiri, "train", "lomiri", "usr/share/backgrounds", "*.jpg", None, skipped),
@@ -408,6 +482,7 @@ def _debian_items(
             1,
             skipped,
         ),
+        *_extra_items(debs, skipped),
     ]
     packages = {}
     licences = out_tmp / "licenses"
@@ -485,7 +560,7 @@ def _convert(item: _Item, dest: Path, bit_depth: int = 8) -> dict:
 
 
 def _totals(images: Iterable[dict]) -> dict:
-    totals: dict[str, dict[str, int]] = {s: {"count": 0, "pixels": 0} for s in ("train", "val")}
+    totals: dict[str, dict[str, int]] = {s: {"count": 0, "pixels": 0} for s in SPLITS}
     for entry in images:
         w, h = entry["final_size"]
         totals[entry["split"]]["count"] += 1
@@ -516,10 +591,12 @@ def build_corpus(
     bit_depth: int = 8,
     deb_cache: Path | None = None,
 ) -> dict:
-    """Build the corpus in ``out`` (``train/``, ``val/``, ``manifest.json``); return the manifest.
+    """Build the corpus in ``out`` (``train/``, ``extra/``, ``dev/``, ``val/``, ``manifest.json``);
+    return the manifest.
 
-    With ``debian=False`` only the validation images from Python wheels are built (``train/``
-    stays empty). ``bit_depth=16`` writes 16-bit PNGs of the same images (see the module notes).
+    With ``debian=False`` only the validation images from Python wheels are built (the other
+    splits stay empty). ``bit_depth=16`` writes 16-bit PNGs of the same images (see the module
+    notes).
     ``deb_cache``: another corpus folder whose downloaded .deb files are reused (e.g. the 8-bit
     corpus when building the 16-bit one). The corpus is assembled in a temporary folder next to
     ``out`` and renamed at the end, so an interrupted run never leaves a half-built corpus behind.
@@ -535,7 +612,7 @@ def build_corpus(
             tqdm.write(f"sandwich data: {msg}", file=sys.stderr)
 
     with staged_folder(out, force) as tmp:
-        for split in ("train", "val"):
+        for split in SPLITS:
             (tmp / split).mkdir()
         items, skipped = _wheel_items()
         packages: dict[str, dict] = {

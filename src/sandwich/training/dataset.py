@@ -1,4 +1,5 @@
-"""Random patches from a folder of images (crops and flips), deterministic given a generator.
+"""Random patches from one or several folders of images (crops and flips), deterministic given
+a generator.
 
 A folder may also hold N-channel images as (H, W, N) uint8 ``.npy`` arrays (``sandwich data
 --kind material``); patches then have N channels.
@@ -6,6 +7,7 @@ A folder may also hold N-channel images as (H, W, N) uint8 ``.npy`` arrays (``sa
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +19,32 @@ from sandwich.errors import SandwichError
 from sandwich.io import ARRAY_SUFFIX, list_arrays, list_images
 
 
-def list_image_files(folder: str | Path) -> list[Path]:
-    """The images (and .npy N-channel arrays) of a training folder; a clear error if there are
-    none."""
-    if not Path(folder).is_dir():
-        raise SandwichError(f"{folder}: no such folder; build one with `sandwich data`")
-    files = sorted(list_images(folder) + list_arrays(folder))
-    if not files:
-        raise SandwichError(f"{folder}: no images in this folder")
+def data_folders(data: str | Path | list[str] | list[Path]) -> list[Path]:
+    """The training folders named by ``data``: one folder, a list, or several joined by
+    ``os.pathsep`` (``:`` on POSIX; the form a run's config records)."""
+    parts = [str(data)] if isinstance(data, (str, Path)) else [str(d) for d in data]
+    folders = [Path(p) for part in parts for p in part.split(os.pathsep) if p]
+    if not folders:
+        raise SandwichError("no training folder given; pass --data DIR")
+    return folders
+
+
+def join_folders(folders: list[Path] | list[str]) -> str:
+    """The recorded form of several training folders (inverse of :func:`data_folders`)."""
+    return os.pathsep.join(str(f) for f in folders)
+
+
+def list_image_files(data: str | Path | list[str] | list[Path]) -> list[Path]:
+    """The images (and .npy N-channel arrays) of one or several training folders (see
+    :func:`data_folders`); a clear error if a folder is missing or holds none."""
+    files: list[Path] = []
+    for folder in data_folders(data):
+        if not folder.is_dir():
+            raise SandwichError(f"{folder}: no such folder; build one with `sandwich data`")
+        found = sorted(list_images(folder) + list_arrays(folder))
+        if not found:
+            raise SandwichError(f"{folder}: no images in this folder")
+        files += found
     return files
 
 
@@ -57,7 +77,7 @@ class PatchSampler:
     RGB images), and every file of a folder must have the same number of channels.
     """
 
-    def __init__(self, folder: str | Path, patch: int):
+    def __init__(self, folder: str | Path | list[str] | list[Path], patch: int):
         self.files = list_image_files(folder)
         arrays = []
         for f in self.files:

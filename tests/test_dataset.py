@@ -1,0 +1,40 @@
+"""Tests of the training patch sampler's folder handling."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from sandwich.errors import SandwichError
+from sandwich.training.dataset import PatchSampler, data_folders, join_folders
+
+
+def test_data_folders_forms(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert data_folders(a) == [a] and data_folders(str(a)) == [a]
+    assert data_folders([a, b]) == [a, b]
+    assert data_folders(join_folders([a, b])) == [a, b]
+    assert join_folders([a, b]) == f"{a}{os.pathsep}{b}"
+    with pytest.raises(SandwichError, match="--data"):
+        data_folders([])
+
+
+def test_sampler_draws_from_every_folder(tmp_path: Path) -> None:
+    """Two folders, one flat-coloured image each: patches come from both, in proportion to area."""
+    for folder, colour in (("a", (200, 10, 10)), ("b", (10, 10, 200))):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (48, 40), colour).save(tmp_path / folder / "x.png")
+    sampler = PatchSampler([tmp_path / "a", tmp_path / "b"], 32)
+    assert len(sampler.images) == 2
+    patches = sampler.sample(64, torch.Generator().manual_seed(0))
+    reds = int((patches[:, 0, 0, 0] == 200).sum())
+    assert 16 < reds < 48  # equal areas: about half from each folder
+    same = PatchSampler(join_folders([tmp_path / "a", tmp_path / "b"]), 32)
+    assert torch.equal(same.sample(64, torch.Generator().manual_seed(0)), patches)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SandwichError, match="empty: no images"):
+        PatchSampler([tmp_path / "a", tmp_path / "empty"], 32)
