@@ -38,3 +38,25 @@ def test_sampler_draws_from_every_folder(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(SandwichError, match="empty: no images"):
         PatchSampler([tmp_path / "a", tmp_path / "empty"], 32)
+
+
+def test_scale_augmentation(tmp_path: Path) -> None:
+    """min_scale < 1 cuts larger squares and shrinks them (a 2-pixel checkerboard averages to
+    grey); at 1 the patches are exact crops; the same generator state gives the same patches."""
+    import numpy as np
+
+    (tmp_path / "d").mkdir()
+    board = (np.indices((96, 96)).sum(0) // 1 % 2 * 255).astype(np.uint8)
+    Image.fromarray(np.repeat(board[:, :, None], 3, axis=2)).save(tmp_path / "d" / "b.png")
+    plain = PatchSampler(tmp_path / "d", 32).sample(8, torch.Generator().manual_seed(1))
+    assert set(plain.unique().tolist()) == {0.0, 255.0}
+    scaled = PatchSampler(tmp_path / "d", 32, min_scale=0.4)
+    x = scaled.sample(8, torch.Generator().manual_seed(1))
+    assert x.shape == (8, 3, 32, 32) and x.dtype == torch.float32
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 255.0
+    shrunk = [k for k in range(8) if 64 < float(x[k].mean()) < 192 and float(x[k].std()) < 100]
+    assert shrunk, "no patch was shrunk"
+    assert torch.equal(x, scaled.sample(8, torch.Generator().manual_seed(1)))
+    for bad in (0.0, 1.5):
+        with pytest.raises(SandwichError, match="--min-scale"):
+            PatchSampler(tmp_path / "d", 32, min_scale=bad)

@@ -33,6 +33,12 @@ def register(app: typer.Typer) -> None:
         steps: int = typer.Option(4000, help="total optimiser steps"),
         batch: int = typer.Option(8),
         patch: int = typer.Option(128, help="square patch side in pixels"),
+        min_scale: float = typer.Option(
+            1.0,
+            "--min-scale",
+            help="scale augmentation: cut each patch at a random scale down to this (e.g. 0.5: "
+            "squares of up to 2x the patch side, shrunk); 1 = plain crops",
+        ),
         lr: float = typer.Option(1e-3, help="peak learning rate (cosine decay)"),
         loss: str = typer.Option(
             None,
@@ -99,6 +105,8 @@ def register(app: typer.Typer) -> None:
 
         if rate_grad not in RATE_GRADS:
             raise SandwichError(f"--rate-grad {rate_grad!r}: use {' or '.join(RATE_GRADS)}")
+        if not 0.0 < min_scale <= 1.0:
+            raise SandwichError(f"--min-scale {min_scale}: use a scale in (0, 1]")
         if rate_slope < 0:
             raise SandwichError(f"--rate-slope {rate_slope}: use a slope of 0 or more dB")
         logs = [name for _, name in terms if name in LOG_TERMS]
@@ -120,6 +128,7 @@ def register(app: typer.Typer) -> None:
             steps=steps,
             batch=batch,
             patch=patch,
+            min_scale=min_scale,
             lr=lr,
             lmbda=lmbda,
             rate_slope=rate_slope,

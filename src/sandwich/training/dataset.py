@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
@@ -75,9 +76,20 @@ class PatchSampler:
 
     ``.npy`` arrays (H, W, N) uint8 give (N, N_ch, P, P) patches; ``channels`` is N_ch (3 for
     RGB images), and every file of a folder must have the same number of channels.
+
+    ``min_scale`` < 1 turns on scale augmentation: each patch is cut at a random scale s,
+    log-uniform in [min_scale, 1], i.e. a square of side P / s (at most the image's) shrunk to
+    P x P with an antialiased bilinear filter. It shows the networks the same scenes at more
+    scales (smaller, sharper detail) than a small corpus holds. At 1 (the default) patches are
+    plain crops and the generator is used exactly as without the option.
     """
 
-    def __init__(self, folder: str | Path | list[str] | list[Path], patch: int):
+    def __init__(
+        self, folder: str | Path | list[str] | list[Path], patch: int, min_scale: float = 1.0
+    ):
+        if not 0.0 < min_scale <= 1.0:
+            raise SandwichError(f"--min-scale {min_scale}: use a scale in (0, 1]")
+        self.min_scale = min_scale
         self.files = list_image_files(folder)
         arrays = []
         for f in self.files:
@@ -109,12 +121,22 @@ class PatchSampler:
         p = self.patch
         idx = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         out = torch.empty(n, self.channels, p, p, dtype=self.images[0].dtype)
+        if self.min_scale < 1.0:
+            out = out.float()
         for k, i in enumerate(idx.tolist()):
             img = self.images[i]
             _, h, w = img.shape
-            y = int(torch.randint(0, h - p + 1, (1,), generator=generator))
-            x = int(torch.randint(0, w - p + 1, (1,), generator=generator))
-            crop = img[:, y : y + p, x : x + p]
+            side = p
+            if self.min_scale < 1.0:
+                u = float(torch.rand((), generator=generator))
+                side = min(round(p * self.min_scale ** (-u)), h, w)
+            y = int(torch.randint(0, h - side + 1, (1,), generator=generator))
+            x = int(torch.randint(0, w - side + 1, (1,), generator=generator))
+            crop = img[:, y : y + side, x : x + side]
+            if side != p:
+                crop = F.interpolate(
+                    crop[None].float(), size=(p, p), mode="bilinear", antialias=True
+                )[0]
             flips = torch.randint(0, 2, (2,), generator=generator).tolist()
             if flips[0]:
                 crop = crop.flip(2)

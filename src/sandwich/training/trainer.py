@@ -43,6 +43,7 @@ class TrainConfig:
     steps: int = 4000
     batch: int = 8
     patch: int = 128
+    min_scale: float = 1.0  # scale augmentation (see PatchSampler); 1 = plain crops
     lr: float = 1e-3
     base_lr_scale: float = 0.1
     pre_lr_scale: float = 0.3
@@ -199,7 +200,7 @@ def train(
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
     net = distributed.wrap(model, d, device)
 
-    sampler = PatchSampler(cfg.data, cfg.patch)
+    sampler = PatchSampler(cfg.data, cfg.patch, cfg.min_scale)
     if sampler.channels != scenario.channels:
         hint = " (build them with `sandwich data --kind material`)" if scenario.multichannel else ""
         raise SandwichError(
