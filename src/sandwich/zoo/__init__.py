@@ -75,7 +75,7 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry(
             "msssim-jpeg",
             "msssim",
-            2,
+            3,
             "RGB through 4:2:0 JPEG, for MS-SSIM (trained)",
             "msssim-jpeg.safetensors",
         ),
