@@ -54,7 +54,7 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry(
             "lowres2-jpeg",
             "lowres2",
-            4,
+            5,
             "full resolution through half-size JPEG (trained)",
             "lowres2-jpeg.safetensors",
         ),
