@@ -7,12 +7,12 @@ from pathlib import Path
 
 import typer
 
-from sandwich.data.corpus import SPLITS
-
 
 def _summary(manifest: dict, out: Path, seconds: float) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from sandwich.data.corpus import SPLITS
 
     bits = manifest.get("bit_depth", 8)
     table = Table(title=f"{bits}-bit corpus in {out} ({seconds:.1f} s)")

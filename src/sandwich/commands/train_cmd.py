@@ -20,15 +20,20 @@ def _widths(text: str) -> list[int]:
     return widths
 
 
+def data_option():
+    """The ``--data`` option of the training commands: one or more folders of images."""
+    return typer.Option(
+        ...,
+        help="folder of training images (see `sandwich data`); repeat to train on several, "
+        "e.g. --data data/corpus/train --data data/corpus/extra",
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
         scenario: str = typer.Option(..., help="rgb, gray, lowres2, lowres4, hdr16, ..."),
-        data: list[Path] = typer.Option(
-            ...,
-            help="folder of training images (see `sandwich data`); repeat to train on several, "
-            "e.g. --data data/corpus/train --data data/corpus/extra",
-        ),
+        data: list[Path] = data_option(),
         out: Path = typer.Option(..., help="run folder: checkpoint, log.jsonl, model.safetensors"),
         steps: int = typer.Option(4000, help="total optimiser steps"),
         batch: int = typer.Option(8),
@@ -83,7 +88,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, help="restart even if OUT has a checkpoint"),
     ) -> None:
         """Train pre/post-processors around the JPEG proxy; resumable, logged to OUT/log.jsonl."""
-        from sandwich.training.dataset import join_folders
+        from sandwich.training.dataset import check_min_scale, join_folders
         from sandwich.training.trainer import TrainConfig, command_line
         from sandwich.training.trainer import train as run
 
@@ -105,8 +110,7 @@ def register(app: typer.Typer) -> None:
 
         if rate_grad not in RATE_GRADS:
             raise SandwichError(f"--rate-grad {rate_grad!r}: use {' or '.join(RATE_GRADS)}")
-        if not 0.0 < min_scale <= 1.0:
-            raise SandwichError(f"--min-scale {min_scale}: use a scale in (0, 1]")
+        check_min_scale(min_scale)  # before the run folder is touched
         if rate_slope < 0:
             raise SandwichError(f"--rate-slope {rate_slope}: use a slope of 0 or more dB")
         logs = [name for _, name in terms if name in LOG_TERMS]

@@ -7,15 +7,13 @@ from pathlib import Path
 
 import typer
 
+from sandwich.commands.train_cmd import data_option
+
 
 def register(app: typer.Typer) -> None:
     @app.command("train-rnn")
     def train_rnn(
-        data: list[Path] = typer.Option(
-            ...,
-            help="folder of training images (see `sandwich data`); repeat to train on several, "
-            "e.g. --data data/corpus/train --data data/corpus/extra",
-        ),
+        data: list[Path] = data_option(),
         out: Path = typer.Option(..., help="run folder: checkpoint, log.jsonl, model.safetensors"),
         preset: str = typer.Option("cpu-s", help="architecture: cpu-s, cpu-m or toderici"),
         unit: str = typer.Option("gru", help="recurrent unit: gru (residual GRU) or lstm"),

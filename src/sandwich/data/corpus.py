@@ -365,6 +365,26 @@ def _fetch_deb(name: str, cache: Path, work: Path, say: Callable[[str], None]) -
     return _Deb(name, version.replace("%3a", ":"), deb, root, rel_copyright, entries)
 
 
+def _deb_item(
+    deb: _Deb, path: Path, split: str, name: str, factor: int | None, licence_path: str
+) -> _Item:
+    """One image of an unpacked package, its licence looked up in the package's DEP-5 file by
+    ``licence_path`` (the path its ``Files`` patterns are matched against)."""
+    licence, holders = dep5_licence(deb.entries, licence_path)
+    return _Item(
+        split=split,
+        name=name,
+        path=path,
+        source=deb.name,
+        source_version=deb.version,
+        original_path="/" + path.relative_to(deb.root).as_posix(),
+        factor=factor,
+        licence=licence or "see copyright_file",
+        copyright=holders or None,
+        copyright_file=deb.copyright_file,
+    )
+
+
 def _deb_items(
     deb: _Deb,
     split: str,
@@ -384,22 +404,8 @@ def _deb_items(
         if reason:
             skipped.append({"source": deb.name, "file": rel, "reason": reason})
             continue
-        licence, holders = dep5_licence(deb.entries, rel)
-        stem = path.stem.removesuffix("_srgb8")
-        items.append(
-            _Item(
-                split=split,
-                name=f"{tag}_{stem}",
-                path=path,
-                source=deb.name,
-                source_version=deb.version,
-                original_path="/" + path.relative_to(deb.root).as_posix(),
-                factor=factor,
-                licence=licence or "see copyright_file",
-                copyright=holders or None,
-                copyright_file=deb.copyright_file,
-            )
-        )
+        name = f"{tag}_{path.stem.removesuffix('_srgb8')}"
+        items.append(_deb_item(deb, path, split, name, factor, rel))
     if not items:
         raise SandwichError(
             f"package {deb.name} has no files matching {data_root}/{pattern}; "
@@ -435,21 +441,7 @@ def _extra_items(debs: dict[str, _Deb], skipped: list[dict]) -> list[_Item]:
             skipped.append({"source": package, "file": entry, "reason": "not in this version"})
             continue
         rel = path.relative_to(deb.root).as_posix()
-        licence, holders = dep5_licence(deb.entries, rel)
-        items.append(
-            _Item(
-                split=split,
-                name=f"{tag}_{stem}",
-                path=path,
-                source=deb.name,
-                source_version=deb.version,
-                original_path="/" + rel,
-                factor=None,
-                licence=licence or "see copyright_file",
-                copyright=holders or None,
-                copyright_file=deb.copyright_file,
-            )
-        )
+        items.append(_deb_item(deb, path, split, f"{tag}_{stem}", None, rel))
     return items
 
 

@@ -35,6 +35,13 @@ def join_folders(folders: list[Path] | list[str]) -> str:
     return os.pathsep.join(str(f) for f in folders)
 
 
+def check_min_scale(min_scale: float) -> float:
+    """``min_scale`` if it is a scale-augmentation bound in (0, 1], else a one-line error."""
+    if not 0.0 < min_scale <= 1.0:
+        raise SandwichError(f"--min-scale {min_scale}: use a scale in (0, 1]")
+    return min_scale
+
+
 def list_image_files(data: str | Path | list[str] | list[Path]) -> list[Path]:
     """The images (and .npy N-channel arrays) of one or several training folders (see
     :func:`data_folders`); a clear error if a folder is missing or holds none."""
@@ -87,9 +94,7 @@ class PatchSampler:
     def __init__(
         self, folder: str | Path | list[str] | list[Path], patch: int, min_scale: float = 1.0
     ):
-        if not 0.0 < min_scale <= 1.0:
-            raise SandwichError(f"--min-scale {min_scale}: use a scale in (0, 1]")
-        self.min_scale = min_scale
+        self.min_scale = check_min_scale(min_scale)
         self.files = list_image_files(folder)
         arrays = []
         for f in self.files:
