@@ -509,13 +509,17 @@ def test_train_cli(run_cli, check_error, tmp_path: Path, sample_full: np.ndarray
     more = tmp_path / "more"
     more.mkdir()
     Image.fromarray(sample_full[:40, :40]).save(more / "c.png")
-    code, _, err = run_cli([*argv, "--data", more, "--min-scale", "0.5", "--force"])
+    code, _, err = run_cli(
+        [*argv, "--data", more, "--min-scale", "0.5", "--detail-draws", "2", "--force"]
+    )
     assert code == 0, err
     recorded = json.loads((run / "config.json").read_text())
     assert recorded["data"] == os.pathsep.join([str(data), str(more)])
-    assert recorded["min_scale"] == 0.5
+    assert recorded["min_scale"] == 0.5 and recorded["detail_draws"] == 2
     code, _, err = run_cli([*argv, "--min-scale", "2", "--force"])
     assert "--min-scale" in check_error(code, err)
+    code, _, err = run_cli([*argv, "--detail-draws", "0", "--force"])
+    assert "--detail-draws" in check_error(code, err)
     code, _, err = run_cli([*argv, "--data", tmp_path / "nowhere", "--force"])
     line = check_error(code, err)
     assert "nowhere" in line and "sandwich data" in line

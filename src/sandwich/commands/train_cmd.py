@@ -44,6 +44,12 @@ def register(app: typer.Typer) -> None:
             help="scale augmentation: cut each patch at a random scale down to this (e.g. 0.5: "
             "squares of up to 2x the patch side, shrunk); 1 = plain crops",
         ),
+        detail_draws: int = typer.Option(
+            1,
+            "--detail-draws",
+            help="bias patches towards detail: cut K candidate crops, keep one with probability "
+            "proportional to its detail (4 matches photos on wallpaper corpora); 1 = plain crops",
+        ),
         lr: float = typer.Option(1e-3, help="peak learning rate (cosine decay)"),
         loss: str = typer.Option(
             None,
@@ -88,7 +94,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, help="restart even if OUT has a checkpoint"),
     ) -> None:
         """Train pre/post-processors around the JPEG proxy; resumable, logged to OUT/log.jsonl."""
-        from sandwich.training.dataset import check_min_scale, join_folders
+        from sandwich.training.dataset import check_detail_draws, check_min_scale, join_folders
         from sandwich.training.trainer import TrainConfig, command_line
         from sandwich.training.trainer import train as run
 
@@ -111,6 +117,7 @@ def register(app: typer.Typer) -> None:
         if rate_grad not in RATE_GRADS:
             raise SandwichError(f"--rate-grad {rate_grad!r}: use {' or '.join(RATE_GRADS)}")
         check_min_scale(min_scale)  # before the run folder is touched
+        check_detail_draws(detail_draws)
         if rate_slope < 0:
             raise SandwichError(f"--rate-slope {rate_slope}: use a slope of 0 or more dB")
         logs = [name for _, name in terms if name in LOG_TERMS]
@@ -133,6 +140,7 @@ def register(app: typer.Typer) -> None:
             batch=batch,
             patch=patch,
             min_scale=min_scale,
+            detail_draws=detail_draws,
             lr=lr,
             lmbda=lmbda,
             rate_slope=rate_slope,

@@ -44,6 +44,7 @@ class TrainConfig:
     batch: int = 8
     patch: int = 128
     min_scale: float = 1.0  # scale augmentation (see PatchSampler); 1 = plain crops
+    detail_draws: int = 1  # candidate crops per patch, one kept by detail (see PatchSampler)
     lr: float = 1e-3
     base_lr_scale: float = 0.1
     pre_lr_scale: float = 0.3
@@ -200,7 +201,7 @@ def train(
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n")
     net = distributed.wrap(model, d, device)
 
-    sampler = PatchSampler(cfg.data, cfg.patch, cfg.min_scale)
+    sampler = PatchSampler(cfg.data, cfg.patch, cfg.min_scale, cfg.detail_draws)
     if sampler.channels != scenario.channels:
         hint = " (build them with `sandwich data --kind material`)" if scenario.multichannel else ""
         raise SandwichError(
