@@ -237,6 +237,28 @@ def test_bench_proxy(run_cli, small_png, tmp_path: Path) -> None:
     assert code != 0 and "unknown mode" in err
 
 
+def test_bench_patches(run_cli, check_error, tmp_path: Path) -> None:
+    """A folder of one half-flat, half-noisy image: more draws give more detailed patches."""
+    rng = np.random.default_rng(0)
+    img = np.full((40, 160, 3), 90, np.uint8)
+    img[:, 80:] = rng.integers(0, 256, (40, 80, 3), dtype=np.uint8)
+    (tmp_path / "d").mkdir()
+    Image.fromarray(img).save(tmp_path / "d" / "half.png")
+    out = tmp_path / "p.json"
+    argv = ["bench", "patches", tmp_path / "d", "--patch", "32", "--samples", "100"]
+    code, text, err = run_cli([*argv, "--draws", "1", "--draws", "6", "--json", out])
+    assert code == 0, err
+    assert "patch detail" in text
+    plain, biased = json.loads(out.read_text())
+    assert (plain["detail_draws"], biased["detail_draws"]) == (1, 6)
+    assert plain["p10"] <= plain["p50"] <= plain["p90"]
+    assert biased["p25"] > plain["p25"]
+    code, _, err = run_cli([*argv, "--draws", "0"])
+    assert "--detail-draws" in check_error(code, err)
+    code, _, err = run_cli([*argv[:2], tmp_path / "nowhere"])
+    assert "nowhere" in check_error(code, err)
+
+
 def test_calibrate_proxy(run_cli, small_png, tmp_path: Path) -> None:
     src = small_png("c.png", size=(48, 64))
     out = tmp_path / "cal.json"

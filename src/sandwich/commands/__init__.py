@@ -19,6 +19,7 @@ COMMAND_MODULES = {
     "results_cmd": False,
     "bench_models": True,
     "bench_modem": True,
+    "bench_patches": True,
     "bench_proxy": True,
     "bench_rnn": True,
 }
