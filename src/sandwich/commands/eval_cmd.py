@@ -22,6 +22,24 @@ def _parse_ints(text: str, option: str) -> list[int]:
     return values
 
 
+def split_model_spec(spec: str) -> tuple[str, str, int]:
+    """``NAME[@CODEC][+xN]`` -> (zoo name or weights path, other codec or "", ensemble size).
+
+    ``+xN`` decodes with an N-pass self-ensemble (1, 2, 4 or 8; :mod:`sandwich.nets.ensemble`).
+    """
+    from sandwich.nets.ensemble import ENSEMBLE_SIZES
+
+    n = 1
+    if "+x" in spec:
+        spec_name, _, members = spec.rpartition("+x")
+        sizes = [str(k) for k in ENSEMBLE_SIZES]
+        if members not in sizes:
+            raise SandwichError(f"{spec}: unknown ensemble +x{members}; use +x{', +x'.join(sizes)}")
+        spec, n = spec_name, int(members)
+    name, _, codec = spec.partition("@")
+    return name, codec, n
+
+
 def _command_line(data, model, baseline, qualities, anchor, metrics, out, json_out, markdown):
     argv = ["sandwich", "eval", *map(str, data)]
     for m in model:
@@ -64,7 +82,8 @@ def register(app: typer.Typer) -> None:
             "--model",
             "-m",
             help="zoo model(s) or a run's model.safetensors; NAME@CODEC runs a JPEG-trained "
-            "sandwich over webp, avif, jxl or heic without retraining",
+            "sandwich over webp, avif, jxl or heic without retraining; NAME+x8 decodes with an "
+            "8-pass self-ensemble (flips and transposes; also +x2, +x4)",
         ),
         baseline: list[str] = typer.Option(
             [], "--baseline", "-b", help="jpeg-420, jpeg-444, jpeg-gray, lowres2-bicubic, ..."
@@ -139,7 +158,7 @@ def register(app: typer.Typer) -> None:
         depths = [8]
         channels: dict[str, int] = {}  # channels of each pipeline's images
         for m in model:
-            e = get_entry(m.split("@")[0])  # unknown names fail before any work
+            e = get_entry(split_model_spec(m)[0])  # unknown names fail before any work
             channels[m] = 3
             if e.kind == "sandwich":
                 depths.append(get_scenario(e.scenario).bit_depth)
@@ -184,11 +203,13 @@ def register(app: typer.Typer) -> None:
             pipe = base_pipes[b]
             entries.append(Entry(pipe, "baseline", *pipeline_knobs(pipe, qs, explicit)))
         for m in model:
-            zoo_name, _, other_codec = m.partition("@")
+            zoo_name, other_codec, members = split_model_spec(m)
             net = load_model(zoo_name)
             if get_entry(zoo_name).kind == "progressive":
                 if other_codec:
                     raise SandwichError(f"{m}: a progressive model has no codec to swap")
+                if members > 1:
+                    raise SandwichError(f"{m}: a progressive model has no post-processor")
                 pipe = ProgressivePipeline(net, m)
             elif other_codec:  # e.g. gray-jpeg@avif: the JPEG-trained sandwich over AVIF
                 from sandwich.evaluation.transplant import TransplantPipeline
@@ -196,6 +217,8 @@ def register(app: typer.Typer) -> None:
                 pipe = TransplantPipeline(net, other_codec, m)
             else:
                 pipe = ModelPipeline(net, m)
+            if members > 1:
+                net.ensemble = members
             entries.append(Entry(pipe, "model", *pipeline_knobs(pipe, qs, explicit)))
 
         total = len(images) * sum(len(e.knobs) for e in entries)

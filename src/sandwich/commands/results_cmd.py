@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from sandwich.commands.eval_cmd import split_model_spec
 from sandwich.errors import SandwichError
 
 # (title, eval arguments, images): models (-m), baselines (-b), anchors (-a), metrics; images is
@@ -83,7 +84,7 @@ RECIPES: list[tuple[str, list[str], tuple[str, str] | None]] = [
 
 
 def _models(args: list[str]) -> list[str]:
-    return [args[i + 1].split("@")[0] for i, a in enumerate(args) if a == "-m"]
+    return [split_model_spec(args[i + 1])[0] for i, a in enumerate(args) if a == "-m"]
 
 
 def _has_weights(name: str) -> bool:

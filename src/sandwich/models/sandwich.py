@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from sandwich.codecs.jpeg import JpegCodec
 from sandwich.container import MarkerInfo, insert_marker, read_marker
 from sandwich.errors import SandwichError
+from sandwich.nets.ensemble import SelfEnsemble
 from sandwich.nets.prepost import PostProcessor, PreProcessor
 from sandwich.planes import MAX_JPEG_SIDE, stack, unstack
 from sandwich.proxies.jpeg import JpegProxy, qtables_for_quality
@@ -115,6 +116,8 @@ class SandwichModel(nn.Module):
         self.proxy = JpegProxy(s.subsampling, rounding)
         self.real = JpegCodec(s.subsampling)
         self.name, self.version = name, version
+        # decoding passes averaged over flips/transposes (nets.ensemble); 1 = a single pass
+        self.ensemble = 1
 
     def config(self) -> dict:
         return {
@@ -264,7 +267,10 @@ class SandwichModel(nn.Module):
         The decoded image may come from any real codec (the file's JPEG, or WebP/AVIF/HEIC/JPEG
         XL carrying the same bottleneck). ``luma_step``: the mean luma quantisation step the
         quality input is computed from (JPEG's; ignored unless the model takes the quality;
-        without it, a model that takes the quality is told JPEG quality 75).
+        without it, a model that takes the quality is told JPEG quality 75). ``self.ensemble``
+        > 1 averages that many post-processor passes over flips and transposes
+        (:func:`sandwich.nets.ensemble.self_ensemble`): better quality for as many times the
+        decoder's arithmetic.
         """
         dec = decoded[:, :, None] if decoded.ndim == 2 else decoded
         if dec.shape[2] != self.scenario.bottleneck_channels:
@@ -284,4 +290,8 @@ class SandwichModel(nn.Module):
             cond = quality_feature(torch.tensor([luma_step])).to(self.device)
         elif self.quality_input:
             cond = quality_to_feature(75, 1).to(self.device)
-        return self._from_output(self.post(y.to(self.device), size, cond))
+        y = y.to(self.device)
+        if self.ensemble == 1:
+            return self._from_output(self.post(y, size, cond))
+        ensemble = SelfEnsemble(self.post, self.ensemble)
+        return self._from_output(ensemble(y, size, cond))
