@@ -54,8 +54,12 @@ def test_results_page(run_cli, small_png, tmp_path: Path, monkeypatch) -> None:
 
     small_png("val/a.png", size=(48, 64))
     recipes = [
-        ("gray", ["-m", "gray-modem", "-b", "jpeg-gray", "--qualities", "30,60"], None),
-        ("absent", ["-m", "gray-jpeg", "-b", "jpeg-gray", "--qualities", "30,60"], None),
+        (
+            "gray",
+            ["-m", "gray-modem", "-m", "gray-modem+x2", "-b", "jpeg-gray", "--qualities", "30,60"],
+            None,
+        ),
+        ("absent", ["-m", "gray-jpeg+x8", "-b", "jpeg-gray", "--qualities", "30,60"], None),
         ("own", ["-b", "jpeg-gray", "--qualities", "30"], (str(tmp_path / "own"), "make it")),
         ("nodata", ["-b", "jpeg-gray"], (str(tmp_path / "none"), "sandwich data --kind x")),
         ("run", ["-m", str(tmp_path / "run" / "model.safetensors"), "-b", "jpeg-gray"], None),
@@ -71,8 +75,8 @@ def test_results_page(run_cli, small_png, tmp_path: Path, monkeypatch) -> None:
     code, _, err = run_cli(["results", tmp_path / "val", "-o", out])
     assert code == 0, err
     text = out.read_text()
-    assert "`a.png`" in text and "## gray" in text and "gray-modem" in text
-    assert "Not evaluated" in text and "gray-jpeg" in text
+    assert "`a.png`" in text and "## gray" in text and "gray-modem+x2" in text
+    assert "Not evaluated" in text and "absent: no weights for gray-jpeg\n" in text
     assert "`b.png`" in text and "(made by `make it`)" in text
     assert "build it with `sandwich data --kind x`" in text
     assert "`m.npy`" in text and "## npy" in text
