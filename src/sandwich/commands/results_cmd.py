@@ -27,13 +27,13 @@ RECIPES: list[tuple[str, list[str], tuple[str, str] | None]] = [
     ),
     (
         "RGB through 4:2:0 JPEG (`rgb`)",
-        ["-m", "rgb-jpeg", "-b", "jpeg-420", "--metrics", "psnr_y,ms_ssim"],
+        ["-m", "rgb-jpeg", "-m", "rgb-jpeg+x8", "-b", "jpeg-420", "--metrics", "psnr_y,ms_ssim"],
         None,
     ),
     (
         "RGB through 4:2:0 JPEG for MS-SSIM and for LPIPS (`msssim`, `lpips`)",
-        ["-m", "msssim-jpeg", "-m", "lpips-jpeg", "-m", "rgb-jpeg", "-b", "jpeg-420",
-         "--metrics", "ms_ssim,lpips"],
+        ["-m", "msssim-jpeg", "-m", "msssim-jpeg+x8", "-m", "lpips-jpeg", "-m", "rgb-jpeg",
+         "-b", "jpeg-420", "--metrics", "ms_ssim,lpips"],
         None,
     ),
     (
