@@ -293,5 +293,5 @@ class SandwichModel(nn.Module):
         y = y.to(self.device)
         if self.ensemble == 1:
             return self._from_output(self.post(y, size, cond))
-        ensemble = SelfEnsemble(self.post, self.ensemble)
+        ensemble = SelfEnsemble(self.post, self.ensemble, self.scenario.transposable)
         return self._from_output(ensemble(y, size, cond))

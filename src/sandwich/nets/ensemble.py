@@ -32,12 +32,12 @@ def check_ensemble(members: int) -> int:
 
 
 def ensemble_members(
-    size_in: tuple[int, int], size_out: tuple[int, int], members: int
+    size_in: tuple[int, int], size_out: tuple[int, int], members: int, transpose: bool = True
 ) -> list[tuple[bool, bool, bool]]:
     """The (transpose, flip rows, flip columns) transforms used for ``members`` passes on an input
     of ``size_in`` = (h, w) upsampled to ``size_out`` = (H, W): the first ``members`` of identity,
     column flip, row flip, both, then the same four transposed, without the flips that would move
-    the block grid."""
+    the block grid, and without the transposed ones unless ``transpose``."""
     check_ensemble(members)
 
     def flippable(axis: int) -> bool:
@@ -45,7 +45,9 @@ def ensemble_members(
         return n % MACROBLOCK == 0 and m % n == 0
 
     return [
-        t for t in _MEMBERS[:members] if (not t[1] or flippable(0)) and (not t[2] or flippable(1))
+        t
+        for t in _MEMBERS[:members]
+        if (transpose or not t[0]) and (not t[1] or flippable(0)) and (not t[2] or flippable(1))
     ]
 
 
@@ -66,15 +68,18 @@ def self_ensemble(
     y: Tensor,
     size: tuple[int, int],
     members: int = 8,
+    transpose: bool = True,
 ) -> Tensor:
     """Mean of ``fn`` over geometric transforms of its input.
 
     fn: maps a decoded image (N, C, h, w) and an output size (H, W) to (N, C', H, W).
     y: (N, C, h, w) decoded image, any range; size: (H, W) of the output.
     members: 1, 2, 4 or 8 passes (fewer when flips would move the block grid; see
-    :func:`ensemble_members`). Returns (N, C', H, W), the mean of the passes, on fn's scale.
+    :func:`ensemble_members`); ``transpose`` False keeps to flips (for bottlenecks a transpose
+    changes the meaning of, see ``Scenario.transposable``). Returns (N, C', H, W), the mean of
+    the passes, on fn's scale.
     """
-    transforms = ensemble_members(tuple(y.shape[-2:]), size, members)
+    transforms = ensemble_members(tuple(y.shape[-2:]), size, members, transpose)
     total = None
     for t in transforms:
         out_size = (size[1], size[0]) if t[0] else size
@@ -86,9 +91,12 @@ def self_ensemble(
 class SelfEnsemble(nn.Module):
     """:func:`self_ensemble` around a post-processor module ``post(y, size, cond)``."""
 
-    def __init__(self, post: nn.Module, members: int = 8):
+    def __init__(self, post: nn.Module, members: int = 8, transpose: bool = True):
         super().__init__()
         self.post, self.members = post, check_ensemble(members)
+        self.transpose = transpose
 
     def forward(self, y: Tensor, size: tuple[int, int], cond: Tensor | None = None) -> Tensor:
-        return self_ensemble(lambda t, s: self.post(t, s, cond), y, size, self.members)
+        return self_ensemble(
+            lambda t, s: self.post(t, s, cond), y, size, self.members, self.transpose
+        )
