@@ -64,6 +64,33 @@ def test_compress_then_decompress(run_cli, small_png, out_dir: Path) -> None:
     assert _leftovers(out_dir) == []
 
 
+def test_decompress_other_model_version(run_cli, check_error, small_png, out_dir: Path) -> None:
+    """A file whose marker names another version of its model: a one-line error that names
+    --any-version, and with it a decode like the install's version (plus a warning)."""
+    import dataclasses
+
+    from sandwich.container import make_segment
+
+    src = small_png("v.png", size=(40, 56))
+    jpg = out_dir / "v.jpg"
+    assert run_cli(["compress", src, "-o", jpg, *MODEL, "-q", "50"])[0] == 0
+    data = jpg.read_bytes()
+    info = read_marker(data)
+    other = dataclasses.replace(info, model_version=info.model_version + 1)
+    old = out_dir / "old.jpg"
+    old.write_bytes(data.replace(make_segment(info), make_segment(other)))
+    png = out_dir / "old.png"
+    code, _, err = run_cli(["decompress", old, "-o", png])
+    line = check_error(code, err)
+    assert f"version {other.model_version}" in line and "--any-version" in line
+    assert not png.exists()
+    code, _, err = run_cli(["decompress", old, "-o", png, "--any-version"])
+    assert code == 0, err
+    assert "warning:" in err and f"version {other.model_version}" in err
+    with _open(png) as im:
+        assert np.array_equal(np.asarray(im), load_model("gray-modem").decompress(data))
+
+
 def test_output_into_an_existing_folder(run_cli, small_png, out_dir: Path) -> None:
     src = small_png("pic.png")
     assert run_cli(["compress", src, "-o", out_dir, *MODEL])[0] == 0

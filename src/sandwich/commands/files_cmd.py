@@ -215,6 +215,13 @@ def register(app: typer.Typer) -> None:
             help="average this many post-processor passes over flips and transposes (2, 4 or "
             "8): better quality for as many times the decoding arithmetic; 1 = a single pass",
         ),
+        any_version: bool = typer.Option(
+            False,
+            "--any-version",
+            help="decode files made by another version of the model with this install's "
+            "version (a warning; the post-processor was trained for its own pre-processor, so "
+            "quality may drop)",
+        ),
         force: bool = typer.Option(False, help="overwrite existing outputs"),
     ) -> None:
         """Decode a sandwich JPEG (model from its marker) to PNG; plain JPEGs decode as JPEG.
@@ -270,10 +277,12 @@ def register(app: typer.Typer) -> None:
                 cache[name].ensemble = ensemble
             net = cache[name]
             if info is not None and info.model_version != net.version:
-                raise SandwichError(
-                    f"{src}: made by {name} version {info.model_version}, this install has "
-                    f"version {net.version}"
-                )
+                made = f"{src}: made by {name} version {info.model_version}, this install has "
+                if not any_version:
+                    raise SandwichError(
+                        made + f"version {net.version}; decode with it anyway by --any-version"
+                    )
+                typer.echo(f"warning: {made}version {net.version}; decoding with it", err=True)
             if net.scenario.multichannel and dst.suffix.lower() != ARRAY_SUFFIX:
                 if not inp.is_dir():
                     raise SandwichError(
