@@ -82,7 +82,7 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry(
             "lpips-jpeg",
             "lpips",
-            1,
+            2,
             "RGB through 4:2:0 JPEG, for LPIPS (trained)",
             "lpips-jpeg.safetensors",
         ),
