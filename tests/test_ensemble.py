@@ -81,8 +81,8 @@ def test_model_decodes_with_an_ensemble(sample_full: np.ndarray) -> None:
 
 def test_gray_ensemble_keeps_its_colour(sample_full: np.ndarray) -> None:
     """The gray modem's carriers are not symmetric under transposes (they swap the chroma
-    components), so its ensemble only flips and never loses quality; with transposes, 8 passes
-    fell from 31.5 to 23.0 dB on this crop."""
+    components), so its ensemble only flips and never loses quality; transposed passes would
+    decode the wrong colour."""
     from sandwich.zoo import load_model
 
     model = load_model("gray-jpeg")

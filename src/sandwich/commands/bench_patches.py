@@ -44,8 +44,9 @@ def register(bench: typer.Typer) -> None:
             check_detail_draws(k)
         rows = []
         for folder in folders:
+            sampler = PatchSampler(str(folder), patch)
             for k in draws:
-                sampler = PatchSampler(str(folder), patch, detail_draws=k)
+                sampler.detail_draws = k
                 gen = torch.Generator().manual_seed(seed)
                 batches = [min(64, samples - n) for n in range(0, samples, 64)]
                 values = torch.cat([detail(sampler.sample(b, gen)) for b in batches])

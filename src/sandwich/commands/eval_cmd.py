@@ -27,15 +27,16 @@ def split_model_spec(spec: str) -> tuple[str, str, int]:
 
     ``+xN`` decodes with an N-pass self-ensemble (1, 2, 4 or 8; :mod:`sandwich.nets.ensemble`).
     """
-    from sandwich.nets.ensemble import ENSEMBLE_SIZES
+    from sandwich.nets.ensemble import ENSEMBLE_SIZES, check_ensemble
 
     n = 1
     if "+x" in spec:
-        spec_name, _, members = spec.rpartition("+x")
-        sizes = [str(k) for k in ENSEMBLE_SIZES]
-        if members not in sizes:
-            raise SandwichError(f"{spec}: unknown ensemble +x{members}; use +x{', +x'.join(sizes)}")
-        spec, n = spec_name, int(members)
+        spec, _, members = spec.rpartition("+x")
+        try:
+            n = check_ensemble(int(members))
+        except ValueError:
+            sizes = ", ".join(f"+x{k}" for k in ENSEMBLE_SIZES)
+            raise SandwichError(f"{spec}+x{members}: unknown ensemble; use {sizes}") from None
     name, _, codec = spec.partition("@")
     return name, codec, n
 

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from sandwich.codecs.jpeg import JpegCodec
 from sandwich.container import MarkerInfo, insert_marker, read_marker
 from sandwich.errors import SandwichError
-from sandwich.nets.ensemble import SelfEnsemble
+from sandwich.nets.ensemble import self_ensemble
 from sandwich.nets.prepost import PostProcessor, PreProcessor
 from sandwich.planes import MAX_JPEG_SIDE, stack, unstack
 from sandwich.proxies.jpeg import JpegProxy, qtables_for_quality
@@ -293,5 +293,7 @@ class SandwichModel(nn.Module):
         y = y.to(self.device)
         if self.ensemble == 1:
             return self._from_output(self.post(y, size, cond))
-        ensemble = SelfEnsemble(self.post, self.ensemble, self.scenario.transposable)
-        return self._from_output(ensemble(y, size, cond))
+        y_hat = self_ensemble(
+            lambda t, s: self.post(t, s, cond), y, size, self.ensemble, self.scenario.transposable
+        )
+        return self._from_output(y_hat)

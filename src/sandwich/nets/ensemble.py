@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from torch import Tensor, nn
+from torch import Tensor
 
 ENSEMBLE_SIZES = (1, 2, 4, 8)
 MACROBLOCK = 16  # flips keep the JPEG block grid only on sides that are multiples of this
@@ -86,17 +86,3 @@ def self_ensemble(
         out = _undo(fn(_apply(y, *t), out_size), *t)
         total = out if total is None else total + out
     return total / len(transforms)
-
-
-class SelfEnsemble(nn.Module):
-    """:func:`self_ensemble` around a post-processor module ``post(y, size, cond)``."""
-
-    def __init__(self, post: nn.Module, members: int = 8, transpose: bool = True):
-        super().__init__()
-        self.post, self.members = post, check_ensemble(members)
-        self.transpose = transpose
-
-    def forward(self, y: Tensor, size: tuple[int, int], cond: Tensor | None = None) -> Tensor:
-        return self_ensemble(
-            lambda t, s: self.post(t, s, cond), y, size, self.members, self.transpose
-        )

@@ -61,15 +61,18 @@ class Scenario:
     bit_depth: int = 8  # bits per sample of the images in and out (the bottleneck stays 8-bit)
     channels: int = 3  # channels of the images in and out (6 for albedo + normals)
     planes: int = 1  # bottleneck images stacked vertically in the one JPEG file
-    # False when a transpose changes what the bottleneck means, so a decoding self-ensemble
-    # (nets.ensemble) may only flip: the gray modem's carriers swap their horizontal and vertical
-    # frequencies, which carry different chroma components
-    transposable: bool = True
 
     @property
     def peak(self) -> int:
         """Largest sample value of the images in and out: 255, or 65535 for 16 bits."""
         return (1 << self.bit_depth) - 1
+
+    @property
+    def transposable(self) -> bool:
+        """False when a transpose changes what the bottleneck means, so a decoding self-ensemble
+        (nets.ensemble) may only flip: the modem's carriers swap their horizontal and vertical
+        frequencies, which carry different chroma components."""
+        return self.base != "modem"
 
     @property
     def multichannel(self) -> bool:
@@ -108,14 +111,7 @@ SCENARIOS: dict[str, Scenario] = {
         distortion="lpips",
     ),
     "gray": Scenario(
-        "gray",
-        "gray",
-        1,
-        1,
-        "modem",
-        (10, 90),
-        "colour through a grayscale (4:0:0) JPEG",
-        transposable=False,
+        "gray", "gray", 1, 1, "modem", (10, 90), "colour through a grayscale (4:0:0) JPEG"
     ),
     "lowres2": Scenario(
         "lowres2", "4:2:0", 3, 2, "resample", (10, 90), "full resolution through a 2x lower one"

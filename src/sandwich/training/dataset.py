@@ -161,15 +161,15 @@ class PatchSampler:
         idx = torch.multinomial(self.weights, n * k, replacement=True, generator=generator)
         crops = [self._crop(i, generator) for i in idx.tolist()]
         if k > 1:
+            scale = 257.0 if self.bit_depth > 8 else 1.0  # detail on the 0..255 scale
             picked = []
             for j in range(n):
                 group = torch.stack(crops[j * k : (j + 1) * k])
-                scale = 257.0 if self.bit_depth > 8 else 1.0  # detail on the 0..255 scale
                 weights = detail(group) / scale + 1.0
                 pick = int(torch.multinomial(weights, 1, generator=generator))
                 picked.append(crops[j * k + pick])
             crops = picked
-        out = torch.stack(crops).float()
+        out = torch.stack(crops)  # _crop returns floats
         return out / 257.0 if self.bit_depth > 8 else out
 
     def _crop(self, i: int, generator: torch.Generator) -> Tensor:
