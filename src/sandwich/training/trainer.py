@@ -60,6 +60,8 @@ class TrainConfig:
     rounding: str = "ste"
     pre_widths: list[int] = field(default_factory=lambda: [32, 64])
     post_widths: list[int] = field(default_factory=lambda: [32, 64])
+    post_subpixel: bool = False  # post U-Net at the bottleneck's resolution (lowres scenarios)
+    fresh_post: bool = False  # with init: the post-processor's U-Net starts fresh
     seed: int = 0
     ckpt_every: int = 200
     log_every: int = 10
@@ -83,22 +85,28 @@ def build_model(cfg: TrainConfig) -> SandwichModel:
         rounding=cfg.rounding,
         quality_input=cfg.quality_input,
         activation=cfg.activation,
+        post_subpixel=cfg.post_subpixel,
     )
     model.proxy.rate_grad = cfg.rate_grad  # a training choice: not part of the model's config
     return model
 
 
-def init_from(model: SandwichModel, path: str) -> None:
+def init_from(model: SandwichModel, path: str, fresh_post: bool = False) -> None:
     """Copy the weights of ``path`` (a trained model.safetensors) into ``model``.
 
     The U-Nets of ``model`` may be wider than the source's (same levels): they are widened so
     that the model starts as exactly the source's function (:func:`sandwich.nets.unet.load_widened`)
-    and training grows into the extra channels.
+    and training grows into the extra channels. ``fresh_post``: the post-processor's U-Net keeps
+    its fresh initialisation (zero head: the model starts as the source without that U-Net),
+    so it may differ from the source's in any way (widths, levels, ``post_subpixel``).
     """
     from sandwich.nets.unet import UNet, load_widened
     from sandwich.zoo.weights import load_weights
 
     src = load_weights(Path(path)).state_dict()
+    if fresh_post:
+        src = {k: v for k, v in src.items() if not k.startswith("post.unet.")}
+        src.update({f"post.unet.{k}": v for k, v in model.post.unet.state_dict().items()})
     mismatch = SandwichError(
         f"{path}: its networks do not match this run's (scenario base, --quality-input, or "
         "U-Net levels differ, or a width is narrower); use the configuration of the run that made "
@@ -178,13 +186,13 @@ def train(
         raise SandwichError(f"{ckpt_path} exists; pass --resume to continue or --force to restart")
     torch.set_num_threads(cfg.threads)
     d, device = distributed.init(cfg.device)
+    model, opt, sched, gen = setup(cfg, device)
+    if cfg.init:  # before OUT is made: weights that do not fit leave no run folder behind
+        init_from(model, cfg.init, cfg.fresh_post)
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
         if not resume:
             (out / "log.jsonl").unlink(missing_ok=True)
-    model, opt, sched, gen = setup(cfg, device)
-    if cfg.init:
-        init_from(model, cfg.init)
     if d.rank:  # other noise (rounding, dithering) per process; same weights and data stream
         torch.manual_seed(cfg.seed + 7919 * d.rank)
     step = 0
