@@ -662,6 +662,4 @@ def test_train_init_from_other_run(run_cli, check_error, tmp_path: Path, sample_
     assert "--patch" in check_error(code, err)
     code, _, err = run_cli([*argv, "--fresh-post"])
     assert "--init" in check_error(code, err)
-    code, _, err = run_cli([*argv, "--post-subpixel"])  # msssim does not downscale
-    assert "downscales" in check_error(code, err)
     assert not (tmp_path / "C").exists()

@@ -3,6 +3,7 @@ baselines and the eval harness on the 16-bit scale."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -101,8 +102,6 @@ def test_untrained_hdr16_is_the_8bit_ceiling() -> None:
     img = image16(48, 64, seed=1)
     data = model.compress(img, 50)
     assert read_marker(data) == MarkerInfo("hdr16-test", 3, 48, 64)
-    import io
-
     with Image.open(io.BytesIO(data)) as im:  # the file in the middle is a plain 8-bit JPEG
         assert im.format == "JPEG" and im.mode == "RGB" and im.size == (64, 48)
     rec = model.decompress(data)
@@ -130,6 +129,24 @@ def test_hdr_baselines() -> None:
     assert d12[:2] == b"\xff\xd8" and d8[:2] == b"\xff\xd8"
     assert np.all(r8 % 257 == 0) and not np.all(r12 % 257 == 0)
     assert psnr16(img, r12) > psnr16(img, r8)  # 12 bits pass more of the 16 than 8 do
+
+
+def test_hdr16_444_is_the_444_8bit_pipeline_up_to_quality_100() -> None:
+    """hdr16-444 untrained = the hdr-8bit-444 baseline; at quality 100 the 8-bit pipeline is
+    the ceiling that 12-bit JPEG passes."""
+    s = get_scenario("hdr16-444")
+    assert s.bit_depth == 16 and s.subsampling == "4:4:4" and s.quality_range[1] == 100
+    img = image16(48, 64, seed=4)
+    model = SandwichModel("hdr16-444", (8,), (8,)).eval()
+    b8, b12 = BASELINES["hdr-8bit-444"](), BASELINES["hdr-jpeg12-444"]()
+    for q in (60, 100):
+        rec = model.decompress(model.compress(img, q))
+        _, base_rec = b8.roundtrip(img, q)
+        assert np.array_equal(rec, base_rec), q
+    with Image.open(io.BytesIO(b8.roundtrip(img, 100)[0])) as im:
+        assert im.format == "JPEG" and im.mode == "RGB"
+    _, r12 = b12.roundtrip(img, 95)
+    assert psnr16(img, r12) > psnr16(img, b8.roundtrip(img, 100)[1])
 
 
 # ------------------------------------------------------------------------------------ data

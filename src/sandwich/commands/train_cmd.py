@@ -77,11 +77,6 @@ def register(app: typer.Typer) -> None:
         rounding: str = typer.Option("ste", help="DCT rounding in the proxy: ste, noise or cubic"),
         pre_widths: str = typer.Option("32,64", help="pre-processor U-Net widths"),
         post_widths: str = typer.Option("32,64", help="post-processor U-Net widths"),
-        post_subpixel: bool = typer.Option(
-            False,
-            help="lowres scenarios: the post-processor's U-Net runs at the bottleneck's "
-            "resolution and predicts its k x k sub-pixels (twice the widths cost the same)",
-        ),
         quality_input: bool = typer.Option(False, help="networks also see the JPEG quality"),
         activation: str = typer.Option("leaky", help="U-Net activation: leaky or relu"),
         seed: int = typer.Option(0),
@@ -97,7 +92,7 @@ def register(app: typer.Typer) -> None:
         fresh_post: bool = typer.Option(
             False,
             help="with --init: the post-processor's U-Net starts fresh instead (to change its "
-            "widths or --post-subpixel)",
+            "widths or levels)",
         ),
         resume: bool = typer.Option(False, help="continue from OUT/checkpoint.safetensors"),
         stop_after: int = typer.Option(None, help="stop this run at this step (resume later)"),
@@ -130,14 +125,6 @@ def register(app: typer.Typer) -> None:
             raise SandwichError(
                 "--fresh-post starts the post-processor's U-Net fresh from --init: give --init"
             )
-        if post_subpixel:
-            from sandwich.scenarios import get_scenario
-
-            if get_scenario(scenario).downscale == 1:
-                raise SandwichError(
-                    "--post-subpixel needs a scenario that downscales (lowres2, lowres4), "
-                    f"not {scenario!r}"
-                )
         check_min_scale(min_scale)  # before the run folder is touched
         check_detail_draws(detail_draws)
         if rate_slope < 0:
@@ -174,7 +161,6 @@ def register(app: typer.Typer) -> None:
             rounding=rounding,
             pre_widths=_widths(pre_widths),
             post_widths=_widths(post_widths),
-            post_subpixel=post_subpixel,
             fresh_post=fresh_post,
             quality_input=quality_input,
             activation=activation,

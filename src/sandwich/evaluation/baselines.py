@@ -217,5 +217,9 @@ BASELINES = {
     "heic": lambda: CodecBaseline(HeicCodec("4:2:0"), "heic", HEIC_QUALITIES),
     "hdr-8bit": lambda: HdrBaseline(JpegCodec("4:2:0"), "hdr-8bit", JPEG_QUALITIES),
     "hdr-jpeg12": lambda: HdrBaseline(Jpeg12Codec("4:2:0"), "hdr-jpeg12", HDR_JPEG12_QUALITIES),
+    "hdr-8bit-444": lambda: HdrBaseline(JpegCodec("4:4:4"), "hdr-8bit-444", JPEG_QUALITIES),
+    "hdr-jpeg12-444": lambda: HdrBaseline(
+        Jpeg12Codec("4:4:4"), "hdr-jpeg12-444", HDR_JPEG12_QUALITIES
+    ),
     "material-jpeg": lambda: PlanesJpegBaseline(6, 2, "material-jpeg"),
 }

@@ -80,9 +80,6 @@ class SandwichModel(nn.Module):
         quality_input: the networks also see the codec quality (as :func:`quality_feature`), so
             one model adapts its processing to every quality.
         activation: U-Net activation, ``"relu"`` or ``"leaky"``.
-        post_subpixel: for a downscaling scenario, the post-processor's U-Net runs at the
-            bottleneck's resolution and predicts the sub-pixels (see
-            :class:`~sandwich.nets.prepost.PostProcessor`).
     """
 
     def __init__(
@@ -95,7 +92,6 @@ class SandwichModel(nn.Module):
         version: int = 0,
         quality_input: bool = False,
         activation: str = "relu",
-        post_subpixel: bool = False,
     ):
         super().__init__()
         self.quality_input = quality_input
@@ -114,19 +110,8 @@ class SandwichModel(nn.Module):
             activation,
             in_channels=s.channels,
         )
-        if post_subpixel and s.downscale == 1:
-            raise ValueError(
-                f"scenario {s.name!r} does not downscale: post_subpixel needs one that does"
-            )
-        self.post_subpixel = post_subpixel
         self.post = PostProcessor(
-            b_ch,
-            s.base,
-            self.post_widths,
-            quality_input,
-            activation,
-            out_channels=s.channels,
-            subpixel=s.downscale if post_subpixel else 1,
+            b_ch, s.base, self.post_widths, quality_input, activation, out_channels=s.channels
         )
         self.proxy = JpegProxy(s.subsampling, rounding)
         self.real = JpegCodec(s.subsampling)
@@ -142,7 +127,6 @@ class SandwichModel(nn.Module):
             "rounding": self.proxy.rounding,
             "quality_input": self.quality_input,
             "activation": self.activation,
-            "post_subpixel": self.post_subpixel,
         }
 
     @property

@@ -10,7 +10,6 @@ so here ``s`` starts at 1 and the U-Net head at 0.)
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sandwich.nets.mlp import PixelMLP
@@ -107,13 +106,6 @@ class PostProcessor(nn.Module):
     upsampled bottleneck and the analytic base's estimate. ``out_channels``: O, channels of the
     image (3 for RGB); with O != 3 the identity base takes bottleneck channel c as image
     channel c.
-
-    ``subpixel`` = k > 1 (for a bottleneck downsampled by k): the U-Net runs on the decoded
-    bottleneck at its own resolution and predicts the k x k output pixels of each bottleneck
-    pixel as O * k * k channels, put in place by a pixel shuffle (as ESPCN-style
-    super-resolution nets do). Per output pixel a U-Net twice as wide then costs what the
-    full-resolution one does, and it sees k times farther. The per-pixel MLP stays at full
-    resolution.
     """
 
     def __init__(
@@ -124,25 +116,17 @@ class PostProcessor(nn.Module):
         conditioned: bool = False,
         act: str = "relu",
         out_channels: int = 3,
-        subpixel: int = 1,
     ):
         super().__init__()
         self.channels, self.base_kind = channels, base
         self.out_channels = out_channels
         self.conditioned = conditioned
-        if subpixel < 1:
-            raise ValueError(f"subpixel must be >= 1, got {subpixel}")
-        self.subpixel = subpixel
         if base == "modem" and out_channels != 3:
             raise ValueError("the modem base returns RGB images")
         self.base = ChromaDemodulator() if base == "modem" else None
-        extra = 1 if conditioned else 0
-        in_ch = channels + out_channels + extra
+        in_ch = channels + out_channels + (1 if conditioned else 0)
         self.mlp = PixelMLP(in_ch, out_channels)
-        if subpixel > 1:
-            self.unet = UNet(channels + extra, out_channels * subpixel**2, widths, act)
-        else:
-            self.unet = UNet(in_ch, out_channels, widths, act)
+        self.unet = UNet(in_ch, out_channels, widths, act)
         _zero_head(self.unet)
         self.scale = nn.Parameter(torch.ones(()))
 
@@ -155,13 +139,6 @@ class PostProcessor(nn.Module):
             base = (
                 up if self.out_channels == self.channels else _fit_channels(up, self.out_channels)
             )
-        cond = cond if self.conditioned else None
-        inp = _with_condition(torch.cat([_normalise(up), _normalise(base)], dim=1), cond)
-        if self.subpixel == 1:
-            return base + 255.0 * (self.mlp(inp) + self.scale * self.unet(inp))
-        k = self.subpixel
-        fine = F.pixel_shuffle(self.unet(_with_condition(_normalise(y), cond)), k)
-        if fine.shape[-2] < size[0] or fine.shape[-1] < size[1]:
-            raise ValueError(f"a {tuple(y.shape[-2:])} bottleneck is too small for {size} at 1/{k}")
-        fine = fine[..., : size[0], : size[1]]
-        return base + 255.0 * (self.mlp(inp) + self.scale * fine)
+        inp = torch.cat([_normalise(up), _normalise(base)], dim=1)
+        inp = _with_condition(inp, cond if self.conditioned else None)
+        return base + 255.0 * (self.mlp(inp) + self.scale * self.unet(inp))

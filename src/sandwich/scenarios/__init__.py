@@ -11,6 +11,7 @@ gray       colour through a 1-channel bottleneck         JPEG 4:0:0 (gray)   chr
 lowres2    3-channel bottleneck at half resolution       JPEG 4:2:0          bicubic
 lowres4    3-channel bottleneck at quarter resolution    JPEG 4:2:0          bicubic
 hdr16      16-bit RGB through an 8-bit bottleneck        JPEG 4:2:0          identity
+hdr16-444  as hdr16, up to quality 100                   JPEG 4:4:4          identity
 normals    a tangent-space normal map (3 channels)       JPEG 4:2:0          identity
 material6  albedo + normals (6 channels) in 2 planes     JPEG 4:2:0, 2 tall  identity
 =========  ============================================  ==================  =========
@@ -127,6 +128,16 @@ SCENARIOS: dict[str, Scenario] = {
         "identity",
         (10, 90),
         "16-bit RGB through an 8-bit 4:2:0 JPEG",
+        bit_depth=16,
+    ),
+    "hdr16-444": Scenario(
+        "hdr16-444",
+        "4:4:4",
+        3,
+        1,
+        "identity",
+        (10, 100),
+        "16-bit RGB through an 8-bit 4:4:4 JPEG, up to quality 100",
         bit_depth=16,
     ),
     "normals": Scenario(

@@ -60,7 +60,6 @@ class TrainConfig:
     rounding: str = "ste"
     pre_widths: list[int] = field(default_factory=lambda: [32, 64])
     post_widths: list[int] = field(default_factory=lambda: [32, 64])
-    post_subpixel: bool = False  # post U-Net at the bottleneck's resolution (lowres scenarios)
     fresh_post: bool = False  # with init: the post-processor's U-Net starts fresh
     seed: int = 0
     ckpt_every: int = 200
@@ -85,7 +84,6 @@ def build_model(cfg: TrainConfig) -> SandwichModel:
         rounding=cfg.rounding,
         quality_input=cfg.quality_input,
         activation=cfg.activation,
-        post_subpixel=cfg.post_subpixel,
     )
     model.proxy.rate_grad = cfg.rate_grad  # a training choice: not part of the model's config
     return model
@@ -98,7 +96,7 @@ def init_from(model: SandwichModel, path: str, fresh_post: bool = False) -> None
     that the model starts as exactly the source's function (:func:`sandwich.nets.unet.load_widened`)
     and training grows into the extra channels. ``fresh_post``: the post-processor's U-Net keeps
     its fresh initialisation (zero head: the model starts as the source without that U-Net),
-    so it may differ from the source's in any way (widths, levels, ``post_subpixel``).
+    so it may differ from the source's in any way (narrower, other levels).
     """
     from sandwich.nets.unet import UNet, load_widened
     from sandwich.zoo.weights import load_weights

@@ -47,7 +47,6 @@ def load_weights(path: Path, name: str = "local", version: int = 0) -> SandwichM
         rounding=cfg.get("rounding", "ste"),
         quality_input=cfg.get("quality_input", False),
         activation=cfg.get("activation", "relu"),
-        post_subpixel=cfg.get("post_subpixel", False),
         name=name,
         version=version,
     )
