@@ -62,6 +62,12 @@ RECIPES: list[tuple[str, list[str], tuple[str, str] | None]] = [
         ("data/corpus16/val", "sandwich data --bit-depth 16"),
     ),
     (
+        "16-bit images through 8-bit 4:4:4 JPEG at high qualities (`hdr16-444`)",
+        ["-m", "hdr16-444-jpeg", "-b", "hdr-8bit-444", "-b", "hdr-jpeg12-444",
+         "-a", "hdr-8bit-444", "--metrics", "psnr", "--qualities", "90,95,98,100"],
+        ("data/corpus16/val", "sandwich data --bit-depth 16"),
+    ),
+    (
         "Albedo + normals, 6 channels through one JPEG (`material6`)",
         ["-m", "material6-jpeg", "-b", "material-jpeg", "--metrics", "psnr"],
         ("data/material/val", "sandwich data --kind material"),

@@ -102,6 +102,14 @@ ZOO: dict[str, ZooEntry] = {
             "hdr16-jpeg.safetensors",
         ),
         ZooEntry(
+            "hdr16-444-jpeg",
+            "hdr16-444",
+            1,
+            "16-bit RGB through 8-bit 4:4:4 JPEG at qualities 90-100, past the 8-bit ceiling "
+            "(trained)",
+            "hdr16-444-jpeg.safetensors",
+        ),
+        ZooEntry(
             "material6-jpeg",
             "material6",
             1,
