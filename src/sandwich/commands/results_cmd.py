@@ -18,6 +18,7 @@ from sandwich.errors import SandwichError
 # (title, eval arguments, images): models (-m), baselines (-b), anchors (-a), metrics; images is
 # None for the page's validation folder, or the folder this scenario's own data is in (16-bit or
 # multichannel copies of the same validation photos, made by `sandwich data`), with how to build it
+CORPUS16 = ("data/corpus16/val", "sandwich data --bit-depth 16")
 RECIPES: list[tuple[str, list[str], tuple[str, str] | None]] = [
     (
         "Colour through grayscale JPEG (`gray`)",
@@ -59,13 +60,13 @@ RECIPES: list[tuple[str, list[str], tuple[str, str] | None]] = [
         "16-bit images through 8-bit JPEG (`hdr16`)",
         ["-m", "hdr16-jpeg", "-b", "hdr-8bit", "-b", "hdr-jpeg12", "-a", "hdr-8bit",
          "--metrics", "psnr"],
-        ("data/corpus16/val", "sandwich data --bit-depth 16"),
+        CORPUS16,
     ),
     (
         "16-bit images through 8-bit 4:4:4 JPEG at high qualities (`hdr16-444`)",
         ["-m", "hdr16-444-jpeg", "-b", "hdr-8bit-444", "-b", "hdr-jpeg12-444",
          "-a", "hdr-8bit-444", "--metrics", "psnr", "--qualities", "90,95,98,100"],
-        ("data/corpus16/val", "sandwich data --bit-depth 16"),
+        CORPUS16,
     ),
     (
         "Albedo + normals, 6 channels through one JPEG (`material6`)",

@@ -145,6 +145,7 @@ class PatchSampler:
             )
         self.channels = counts[0]
         self.bit_depth = 16 if any(a.dtype == np.uint16 for a in arrays) else 8
+        self.scale = 257.0 if self.bit_depth > 8 else 1.0  # stored value per 0..255 unit
         # torch has no flip for uint16: 16-bit samples are kept as int32
         self.images: list[Tensor] = []
         for arr in arrays:
@@ -161,16 +162,15 @@ class PatchSampler:
         idx = torch.multinomial(self.weights, n * k, replacement=True, generator=generator)
         crops = [self._crop(i, generator) for i in idx.tolist()]
         if k > 1:
-            scale = 257.0 if self.bit_depth > 8 else 1.0  # detail on the 0..255 scale
             picked = []
             for j in range(n):
                 group = torch.stack(crops[j * k : (j + 1) * k])
-                weights = detail(group) / scale + 1.0
+                weights = detail(group) / self.scale + 1.0  # detail on the 0..255 scale
                 pick = int(torch.multinomial(weights, 1, generator=generator))
                 picked.append(crops[j * k + pick])
             crops = picked
         out = torch.stack(crops)  # _crop returns floats
-        return out / 257.0 if self.bit_depth > 8 else out
+        return out / self.scale if self.bit_depth > 8 else out
 
     def _crop(self, i: int, generator: torch.Generator) -> Tensor:
         """One random (C, P, P) crop of image ``i`` (scale-augmented if on), randomly flipped."""
