@@ -507,11 +507,13 @@ def test_train_cli(run_cli, check_error, tmp_path: Path, sample_full: np.ndarray
         "8",
         "--post-widths",
         "8",
+        "--real-codec",
         "--threads",
         "1",
     ]
     code, out, err = run_cli(argv)
     assert code == 0, err
+    assert json.loads((run / "config.json").read_text())["real_codec"] is True
     for name in (
         "checkpoint.safetensors",
         "log.jsonl",

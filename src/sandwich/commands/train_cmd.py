@@ -75,6 +75,12 @@ def register(app: typer.Typer) -> None:
         quality_min: int = typer.Option(None, help="lowest JPEG quality drawn (default: scenario)"),
         quality_max: int = typer.Option(None, help="highest JPEG quality drawn"),
         rounding: str = typer.Option("ste", help="DCT rounding in the proxy: ste, noise or cubic"),
+        real_codec: bool = typer.Option(
+            False,
+            help="decode each training patch with the real JPEG codec: the post-processor sees "
+            "real decodes and bit counts, gradients still come from the proxy (exact with "
+            "--pre-lr-scale 0; matters at high qualities, where their errors differ)",
+        ),
         pre_widths: str = typer.Option("32,64", help="pre-processor U-Net widths"),
         post_widths: str = typer.Option("32,64", help="post-processor U-Net widths"),
         quality_input: bool = typer.Option(False, help="networks also see the JPEG quality"),
@@ -159,6 +165,7 @@ def register(app: typer.Typer) -> None:
             quality_min=quality_min,
             quality_max=quality_max,
             rounding=rounding,
+            real_codec=real_codec,
             pre_widths=_widths(pre_widths),
             post_widths=_widths(post_widths),
             fresh_post=fresh_post,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from sandwich.codecs.base import CodecOutput
 from sandwich.codecs.jpeg import JpegCodec
 from sandwich.container import MarkerInfo, insert_marker, read_marker
 from sandwich.errors import SandwichError
@@ -41,6 +42,18 @@ def quality_to_feature(quality: Tensor | float, n: int) -> Tensor:
     q = torch.as_tensor(quality, dtype=torch.float32).flatten()
     q = q.expand(n) if q.numel() == 1 else q
     return quality_feature(qtables_for_quality(q)[:, 0].mean(dim=(1, 2)))
+
+
+def real_forward(proxy: CodecOutput, real: CodecOutput) -> CodecOutput:
+    """The real codec's values with the proxy's gradients (a straight-through estimator).
+
+    ``x_hat`` (N, C, H, W, 0..255) and ``bits`` (N,) take the real codec's values while their
+    gradients are the proxy's; ``header_bits`` stays the proxy's estimate. With a frozen
+    pre-processor this is exactly training the post-processor on real decodes.
+    """
+    x_hat = proxy.x_hat + (real.x_hat - proxy.x_hat).detach()
+    bits = proxy.bits + (real.bits - proxy.bits).detach()
+    return CodecOutput(x_hat, bits, proxy.header_bits)
 
 
 @dataclass
@@ -133,13 +146,18 @@ class SandwichModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def forward(self, x: Tensor, quality: Tensor | float, real: bool = False) -> SandwichOutput:
+    def forward(
+        self, x: Tensor, quality: Tensor | float, real: bool = False, real_values: bool = False
+    ) -> SandwichOutput:
         """Run the sandwich on a batch.
 
         Args:
             x: (N, 3, H, W) RGB (N, channels, H, W for multichannel scenarios), 0..255.
             quality: JPEG quality 1..100, scalar or (N,).
             real: use the real codec (no gradients) instead of the proxy.
+            real_values: (training) the real codec's decoded values and bits, with the proxy's
+                gradients (see :func:`real_forward`): the post-processor learns the real
+                codec's errors, which at high qualities differ from the proxy's.
 
         With ``planes`` P > 1 the codec (proxy or real) codes the P planes stacked vertically,
         one (N, C, P*h, w) image per sample, exactly as :meth:`compress` writes them.
@@ -150,6 +168,8 @@ class SandwichModel(nn.Module):
         b = stack(self.pre(x, cond), p)
         codec = self.real if real else self.proxy
         out = codec(b, quality)
+        if real_values and not real:
+            out = real_forward(out, self.real(b, quality))
         x_hat = self.post(unstack(out.x_hat, p), (h, w), cond)
         if real:
             x_hat = x_hat.clamp(0, 255)

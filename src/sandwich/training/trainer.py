@@ -58,6 +58,7 @@ class TrainConfig:
     quality_min: int | None = None
     quality_max: int | None = None
     rounding: str = "ste"
+    real_codec: bool = False  # forward through the real codec, backward through the proxy
     pre_widths: list[int] = field(default_factory=lambda: [32, 64])
     post_widths: list[int] = field(default_factory=lambda: [32, 64])
     fresh_post: bool = False  # with init: the post-processor's U-Net starts fresh
@@ -237,7 +238,7 @@ def train(
         x = distributed.shard(sampler.sample(cfg.batch * d.world, gen), d).to(device)
         q = torch.randint(qmin, qmax + 1, (cfg.batch * d.world,), generator=gen).float()
         q = distributed.shard(q, d)
-        res = net(x, q)
+        res = net(x, q, real_values=cfg.real_codec)
         mse_i = ((res.x_hat - x) ** 2).mean(dim=(1, 2, 3))
         mse = mse_i.mean()
         bpp = res.bpp.mean()
