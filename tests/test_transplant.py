@@ -49,26 +49,49 @@ def test_eval_runs_a_transplanted_model(run_cli, small_png, tmp_path: Path) -> N
     assert code != 0 and "cannot put" in err
 
 
-def test_results_page(run_cli, small_png, tmp_path: Path, monkeypatch) -> None:
+def test_results_page(run_cli, check_error, small_png, tmp_path: Path, monkeypatch) -> None:
     import sandwich.commands.results_cmd as rc
 
     small_png("val/a.png", size=(48, 64))
     recipes = [
         (
             "gray",
+            "gray",
             ["-m", "gray-modem", "-m", "gray-modem+x2", "-b", "jpeg-gray", "--qualities", "30,60"],
             None,
         ),
-        ("absent", ["-m", "gray-jpeg+x8", "-b", "jpeg-gray", "--qualities", "30,60"], None),
-        ("own", ["-b", "jpeg-gray", "--qualities", "30"], (str(tmp_path / "own"), "make it")),
-        ("nodata", ["-b", "jpeg-gray"], (str(tmp_path / "none"), "sandwich data --kind x")),
-        ("run", ["-m", str(tmp_path / "run" / "model.safetensors"), "-b", "jpeg-gray"], None),
+        (
+            "absent",
+            "absent",
+            ["-m", "gray-jpeg+x8", "-b", "jpeg-gray", "--qualities", "30,60"],
+            None,
+        ),
+        (
+            "own",
+            "own",
+            ["-b", "jpeg-gray", "--qualities", "30"],
+            (str(tmp_path / "own"), "make it"),
+        ),
+        (
+            "nodata",
+            "nodata",
+            ["-b", "jpeg-gray"],
+            (str(tmp_path / "none"), "sandwich data --kind x"),
+        ),
+        (
+            "run",
+            "run",
+            ["-m", str(tmp_path / "run" / "model.safetensors"), "-b", "jpeg-gray"],
+            None,
+        ),
     ]
     small_png("own/b.png", size=(32, 32))
     arrays = tmp_path / "arrays"
     arrays.mkdir()
     np.save(arrays / "m.npy", np.zeros((32, 32, 6), np.uint8))
-    recipes.append(("npy", ["-b", "material-jpeg", "--qualities", "30"], (str(arrays), "kind")))
+    recipes.append(
+        ("npy", "npy", ["-b", "material-jpeg", "--qualities", "30"], (str(arrays), "kind"))
+    )
     monkeypatch.setattr(rc, "RECIPES", recipes)
     monkeypatch.setattr("sandwich.zoo.weights_dir", lambda: tmp_path / "no-weights")
     out = tmp_path / "results.md"
@@ -81,3 +104,32 @@ def test_results_page(run_cli, small_png, tmp_path: Path, monkeypatch) -> None:
     assert "build it with `sandwich data --kind x`" in text
     assert "`m.npy`" in text and "## npy" in text
     assert f"run: no weights for {tmp_path / 'run' / 'model.safetensors'}" in text
+    assert rc.join_page(*rc.split_page(text)) == text
+
+    # --only reruns one section and keeps the others byte for byte
+    before = rc.split_page(text)[1]
+    recipes[0] = (
+        "gray",
+        "gray",
+        ["-m", "gray-modem", "-b", "jpeg-gray", "--qualities", "40,80"],
+        None,
+    )
+    code, _, err = run_cli(["results", tmp_path / "val", "-o", out, "--only", "gray"])
+    assert code == 0, err
+    after = rc.split_page(out.read_text())[1]
+    assert list(after) == list(before)
+    assert after["gray"] != before["gray"] and "40,80" in after["gray"]
+    assert all(after[t] == before[t] for t in before if t != "gray")
+
+    code, _, err = run_cli(["results", tmp_path / "val", "-o", out, "--only", "nope"])
+    assert "no such section" in check_error(code, err)
+    code, _, err = run_cli(["results", tmp_path / "val", "-o", out, "--only", "absent"])
+    assert "cannot rerun absent: no weights" in check_error(code, err)
+    code, _, err = run_cli(
+        ["results", tmp_path / "val", "-o", tmp_path / "new.md", "--only", "gray"]
+    )
+    assert "does not exist" in check_error(code, err)
+    small_png("val/c.png", size=(48, 64))
+    code, _, err = run_cli(["results", tmp_path / "val", "-o", out, "--only", "gray"])
+    assert "other images" in check_error(code, err)
+    assert rc.split_page(out.read_text())[1] == after  # refused runs leave the page alone

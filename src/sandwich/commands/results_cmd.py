@@ -6,6 +6,7 @@ the page starts with the images used and the exact commands, so every figure can
 
 from __future__ import annotations
 
+import re
 import shlex
 import tempfile
 from pathlib import Path
@@ -15,41 +16,48 @@ import typer
 from sandwich.commands.eval_cmd import split_model_spec
 from sandwich.errors import SandwichError
 
-# (title, eval arguments, images): models (-m), baselines (-b), anchors (-a), metrics; images is
-# None for the page's validation folder, or the folder this scenario's own data is in (16-bit or
-# multichannel copies of the same validation photos, made by `sandwich data`), with how to build it
+# (key, title, eval arguments, images): the key names the section for `--only`; eval arguments:
+# models (-m), baselines (-b), anchors (-a), metrics; images is None for the page's validation
+# folder, or the folder this scenario's own data is in (16-bit or multichannel copies of the same
+# validation photos, made by `sandwich data`), with how to build it
 CORPUS16 = ("data/corpus16/val", "sandwich data --bit-depth 16")
-RECIPES: list[tuple[str, list[str], tuple[str, str] | None]] = [
+RECIPES: list[tuple[str, str, list[str], tuple[str, str] | None]] = [
     (
+        "gray",
         "Colour through grayscale JPEG (`gray`)",
         ["-m", "gray-jpeg", "-m", "gray-modem", "-b", "jpeg-gray", "-b", "jpeg-420",
          "-a", "jpeg-gray", "-a", "jpeg-420", "--metrics", "ms_ssim"],
         None,
     ),
     (
+        "rgb",
         "RGB through 4:2:0 JPEG (`rgb`)",
         ["-m", "rgb-jpeg", "-m", "rgb-jpeg+x8", "-b", "jpeg-420", "--metrics", "psnr_y,ms_ssim"],
         None,
     ),
     (
+        "perceptual",
         "RGB through 4:2:0 JPEG for MS-SSIM and for LPIPS (`msssim`, `lpips`)",
         ["-m", "msssim-jpeg", "-m", "msssim-jpeg+x8", "-m", "lpips-jpeg", "-m", "rgb-jpeg",
          "-b", "jpeg-420", "--metrics", "ms_ssim,lpips"],
         None,
     ),
     (
+        "lowres2",
         "Full resolution through half-size JPEG (`lowres2`)",
         ["-m", "lowres2-jpeg", "-b", "lowres2-bicubic", "-b", "jpeg-420",
          "-a", "lowres2-bicubic", "-a", "jpeg-420", "--metrics", "ms_ssim"],
         None,
     ),
     (
+        "lowres4",
         "Full resolution through quarter-size JPEG (`lowres4`)",
         ["-m", "lowres4-jpeg", "-b", "lowres4-bicubic", "-b", "jpeg-420",
          "-a", "lowres4-bicubic", "-a", "jpeg-420", "--metrics", "ms_ssim"],
         None,
     ),
     (
+        "other-codecs",
         "The JPEG-trained `rgb-jpeg` over other codecs, without retraining",
         ["-m", "rgb-jpeg@avif", "-m", "rgb-jpeg@webp", "-m", "rgb-jpeg@heic",
          "-b", "avif", "-b", "webp", "-b", "heic", "-a", "avif", "-a", "webp", "-a", "heic",
@@ -57,23 +65,27 @@ RECIPES: list[tuple[str, list[str], tuple[str, str] | None]] = [
         None,
     ),
     (
+        "hdr16",
         "16-bit images through 8-bit JPEG (`hdr16`)",
         ["-m", "hdr16-jpeg", "-b", "hdr-8bit", "-b", "hdr-jpeg12", "-a", "hdr-8bit",
          "--metrics", "psnr"],
         CORPUS16,
     ),
     (
+        "hdr16-444",
         "16-bit images through 8-bit 4:4:4 JPEG at high qualities (`hdr16-444`)",
         ["-m", "hdr16-444-jpeg", "-b", "hdr-8bit-444", "-b", "hdr-jpeg12-444",
          "-a", "hdr-8bit-444", "--metrics", "psnr", "--qualities", "90,95,98,100"],
         CORPUS16,
     ),
     (
+        "material6",
         "Albedo + normals, 6 channels through one JPEG (`material6`)",
         ["-m", "material6-jpeg", "-b", "material-jpeg", "--metrics", "psnr"],
         ("data/material/val", "sandwich data --kind material"),
     ),
     (
+        "rate-adaptive",
         "One model for every quality against models trained for one (`rgb`)",
         ["-m", "rgb-jpeg", "-m", "checkpoints/rgb-jpeg-all/model.safetensors",
          "-m", "checkpoints/rgb-jpeg-q30/model.safetensors",
@@ -83,6 +95,7 @@ RECIPES: list[tuple[str, list[str], tuple[str, str] | None]] = [
         None,
     ),
     (
+        "rnn",
         "Progressive recurrent codec (`rnn`)",
         ["-m", "rnn", "-b", "jpeg-420", "--metrics", "ms_ssim"],
         None,
@@ -104,11 +117,35 @@ def _has_weights(name: str) -> bool:
         return False
 
 
+NOT_EVALUATED = "Not evaluated"
+
+
+def split_page(page: str) -> tuple[str, dict[str, str]]:
+    """A results page -> (its header, {section title: section text}) in page order; the texts
+    without the title line and without the blank lines around them."""
+    chunks = re.split(r"(?m)^## ", page)
+    sections = {}
+    for chunk in chunks[1:]:
+        title, _, body = chunk.partition("\n")
+        sections[title] = body.strip("\n")
+    return chunks[0].strip("\n"), sections
+
+
+def join_page(head: str, sections: dict[str, str]) -> str:
+    """Inverse of :func:`split_page`."""
+    return head + "\n" + "".join(f"\n## {t}\n\n{body}\n" for t, body in sections.items())
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def results(
         data: Path = typer.Argument(Path("data/corpus/val"), help="validation images"),
         out: Path = typer.Option(Path("docs/results.md"), "-o", "--output"),
+        only: list[str] = typer.Option(
+            None,
+            help="rerun only this section (repeat for several) and keep the others as OUT has "
+            f"them: {', '.join(r[0] for r in RECIPES)}",
+        ),
     ) -> None:
         """Run every recipe of `sandwich eval` and write the Markdown page (models with missing
         weights are skipped and listed)."""
@@ -116,22 +153,46 @@ def register(app: typer.Typer) -> None:
         from sandwich.commands.common import expand_images
         from sandwich.io import atomic_write_bytes
 
+        keys = [r[0] for r in RECIPES]
+        unknown = [k for k in only or [] if k not in keys]
+        if unknown:
+            raise SandwichError(
+                f"--only {unknown[0]!r}: no such section; use one of {', '.join(keys)}"
+            )
         files = expand_images([data])
-        parts = [
-            "# Results\n",
-            "Made by `sandwich results "
-            f"{shlex.quote(str(data))}`: real codecs, whole files (markers and headers "
-            "included), on these images, which no model was trained, calibrated or tuned on:\n",
-            ", ".join(f"`{f.name}`" for f in files) + ".\n",
-        ]
+        head = "\n".join(
+            [
+                "# Results\n",
+                "Made by `sandwich results "
+                f"{shlex.quote(str(data))}`: real codecs, whole files (markers and headers "
+                "included), on these images, which no model was trained, calibrated or tuned on:\n",
+                ", ".join(f"`{f.name}`" for f in files) + ".",
+            ]
+        )
+        old: dict[str, str] = {}
+        if only:
+            if not out.is_file():
+                raise SandwichError(
+                    f"--only updates {out}, which does not exist: make the whole page first"
+                )
+            old_head, old = split_page(out.read_text())
+            if old_head != head:
+                raise SandwichError(
+                    f"{out} was made from other images than {data}: rerun the whole page"
+                )
+        sections: dict[str, str] = {}
         skipped = []
         with tempfile.TemporaryDirectory() as tmp:
-            for k, (title, args, own) in enumerate(RECIPES):
+            for k, (key, title, args, own) in enumerate(RECIPES):
+                if only and key not in only:
+                    if title in old:
+                        sections[title] = old[title]
+                    continue
                 missing = [m for m in _models(args) if not _has_weights(m)]
+                images = data if own is None else Path(own[0])
                 if missing:
                     skipped.append(f"{title}: no weights for {', '.join(missing)}")
                     continue
-                images = data if own is None else Path(own[0])
                 if not images.is_dir():
                     skipped.append(f"{title}: no {images} (build it with `{own[1]}`)")
                     continue
@@ -141,15 +202,26 @@ def register(app: typer.Typer) -> None:
                 code = main(argv)
                 if code != 0:
                     raise SandwichError(f"recipe {title!r} failed (exit {code})")
-                parts += [f"\n## {title}\n", f"`sandwich {shlex.join(argv[:-2])}`\n"]
+                body = [f"`sandwich {shlex.join(argv[:-2])}`\n"]
                 if own is not None:
                     from sandwich.io import list_arrays
 
                     found = list_arrays(images) or expand_images([images])
                     names = ", ".join(f"`{f.name}`" for f in found)
-                    parts.append(f"Images: {names}, in `{images}` (made by `{own[1]}`).\n")
-                parts.append(md.read_text())
+                    body.append(f"Images: {names}, in `{images}` (made by `{own[1]}`).\n")
+                body.append(md.read_text())
+                sections[title] = "\n".join(body).strip("\n")
+        if only and skipped:
+            raise SandwichError(f"cannot rerun {skipped[0]}")
+        if only:  # the sections rerun are no longer "not evaluated"
+            done = {t for key, t, _, _ in RECIPES if key in only}
+            lines = old.get(NOT_EVALUATED, "").splitlines()
+            skipped = [
+                x[2:]
+                for x in lines
+                if x.startswith("- ") and not any(x.startswith(f"- {t}: ") for t in done)
+            ]
         if skipped:
-            parts += ["\n## Not evaluated\n", *[f"- {s}\n" for s in skipped]]
-        atomic_write_bytes(out, "\n".join(parts).encode(), force=True)
+            sections[NOT_EVALUATED] = "\n".join(f"- {x}" for x in skipped)
+        atomic_write_bytes(out, join_page(head, sections).encode(), force=True)
         typer.echo(f"wrote {out}")
