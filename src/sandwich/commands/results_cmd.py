@@ -136,6 +136,39 @@ def join_page(head: str, sections: dict[str, str]) -> str:
     return head + "\n" + "".join(f"\n## {t}\n\n{body}\n" for t, body in sections.items())
 
 
+def _why_not(args: list[str], own: tuple[str, str] | None, images: Path) -> str | None:
+    """Why a recipe cannot run here (missing weights or images), or None."""
+    missing = [m for m in _models(args) if not _has_weights(m)]
+    if missing:
+        return f"no weights for {', '.join(missing)}"
+    if not images.is_dir():
+        return f"no {images} (build it with `{own[1]}`)"
+    return None
+
+
+def _run_recipe(
+    k: int, title: str, args: list[str], own: tuple[str, str] | None, images: Path, md: Path
+) -> str:
+    """Run recipe number ``k`` through ``sandwich eval`` and return its section's text."""
+    from sandwich.cli import main
+    from sandwich.commands.common import expand_images
+
+    argv = ["eval", str(images), *args, "--markdown", str(md)]
+    typer.echo(f"[{k + 1}/{len(RECIPES)}] sandwich {shlex.join(argv[:-2])}")
+    code = main(argv)
+    if code != 0:
+        raise SandwichError(f"recipe {title!r} failed (exit {code})")
+    body = [f"`sandwich {shlex.join(argv[:-2])}`\n"]
+    if own is not None:
+        from sandwich.io import list_arrays
+
+        found = list_arrays(images) or expand_images([images])
+        names = ", ".join(f"`{f.name}`" for f in found)
+        body.append(f"Images: {names}, in `{images}` (made by `{own[1]}`).\n")
+    body.append(md.read_text())
+    return "\n".join(body).strip("\n")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def results(
@@ -149,7 +182,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run every recipe of `sandwich eval` and write the Markdown page (models with missing
         weights are skipped and listed)."""
-        from sandwich.cli import main
         from sandwich.commands.common import expand_images
         from sandwich.io import atomic_write_bytes
 
@@ -188,31 +220,14 @@ def register(app: typer.Typer) -> None:
                     if title in old:
                         sections[title] = old[title]
                     continue
-                missing = [m for m in _models(args) if not _has_weights(m)]
                 images = data if own is None else Path(own[0])
-                if missing:
-                    skipped.append(f"{title}: no weights for {', '.join(missing)}")
+                reason = _why_not(args, own, images)
+                if reason and only:
+                    raise SandwichError(f"cannot rerun {title}: {reason}")
+                if reason:
+                    skipped.append(f"{title}: {reason}")
                     continue
-                if not images.is_dir():
-                    skipped.append(f"{title}: no {images} (build it with `{own[1]}`)")
-                    continue
-                md = Path(tmp) / f"{k}.md"
-                argv = ["eval", str(images), *args, "--markdown", str(md)]
-                typer.echo(f"[{k + 1}/{len(RECIPES)}] sandwich {shlex.join(argv[:-2])}")
-                code = main(argv)
-                if code != 0:
-                    raise SandwichError(f"recipe {title!r} failed (exit {code})")
-                body = [f"`sandwich {shlex.join(argv[:-2])}`\n"]
-                if own is not None:
-                    from sandwich.io import list_arrays
-
-                    found = list_arrays(images) or expand_images([images])
-                    names = ", ".join(f"`{f.name}`" for f in found)
-                    body.append(f"Images: {names}, in `{images}` (made by `{own[1]}`).\n")
-                body.append(md.read_text())
-                sections[title] = "\n".join(body).strip("\n")
-        if only and skipped:
-            raise SandwichError(f"cannot rerun {skipped[0]}")
+                sections[title] = _run_recipe(k, title, args, own, images, Path(tmp) / f"{k}.md")
         if only:  # the sections rerun are no longer "not evaluated"
             done = {t for key, t, _, _ in RECIPES if key in only}
             lines = old.get(NOT_EVALUATED, "").splitlines()
