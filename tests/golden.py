@@ -65,7 +65,7 @@ def _record_all() -> dict[str, dict[str, str]]:
         net = load_model(name)
         row: dict[str, str] = {}
         if hasattr(net, "decode_file"):  # progressive: 4 iterations, and the file cut to 2
-            from sandwich.bitstream import truncate
+            from sandwich.formats.sndr import truncate
 
             data = net.compress(inputs["rgb"], 4)
             row["file"] = _sha(data)

@@ -8,9 +8,9 @@ import zlib
 import numpy as np
 import pytest
 
-from sandwich.bitstream import RnnHeader, is_rnn_file, pack, truncate, unpack
 from sandwich.entropy import BinaryCodeCoder
 from sandwich.errors import SandwichError
+from sandwich.formats.sndr import RnnHeader, is_rnn_file, pack, truncate, unpack
 
 HEADER = RnnHeader(
     model="rnn-gru-32", weight_hash=bytes(range(8)), height=37, width=21, iterations=3, channels=32

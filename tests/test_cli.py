@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sandwich.container import read_marker
 from sandwich.evaluation.metrics import psnr
+from sandwich.formats.jpeg_marker import read_marker
 from sandwich.zoo import DEFAULT_MODEL, available, get_entry, load_model
 
 MODEL = ["--model", "gray-modem"]
@@ -69,7 +69,7 @@ def test_decompress_other_model_version(run_cli, check_error, small_png, out_dir
     --any-version, and with it a decode like the install's version (plus a warning)."""
     import dataclasses
 
-    from sandwich.container import make_segment
+    from sandwich.formats.jpeg_marker import make_segment
 
     src = small_png("v.png", size=(40, 56))
     jpg = out_dir / "v.jpg"
@@ -190,7 +190,7 @@ def test_decompress_with_missing_model_weights(
     run_cli, small_png, out_dir: Path, monkeypatch, tmp_path: Path
 ) -> None:
     from sandwich.codecs.jpeg import JpegCodec
-    from sandwich.container import MarkerInfo, insert_marker
+    from sandwich.formats.jpeg_marker import MarkerInfo, insert_marker
 
     empty = tmp_path / "no-weights"
     empty.mkdir()

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from sandwich.codecs.jpeg import JpegCodec
-from sandwich.container import (
+from sandwich.errors import SandwichError
+from sandwich.formats.jpeg_marker import (
     APP11,
     FORMAT_VERSION,
     MAGIC,
@@ -18,7 +19,6 @@ from sandwich.container import (
     make_segment,
     read_marker,
 )
-from sandwich.errors import SandwichError
 
 
 @pytest.fixture(params=["4:2:0", "gray"])

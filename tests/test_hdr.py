@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sandwich.container import MarkerInfo, read_marker
 from sandwich.errors import SandwichError
 from sandwich.evaluation.baselines import BASELINES, HdrBaseline
 from sandwich.evaluation.metrics import psnr
-from sandwich.io import (
+from sandwich.formats.jpeg_marker import MarkerInfo, read_marker
+from sandwich.media.files import (
     load_image,
     load_rgb,
     load_rgb16,
@@ -90,7 +90,7 @@ def test_8bit_loader_rejects_16bit_rgb_png(tmp_path: Path) -> None:
     path = write16(tmp_path / "deep.png", image16(16, 16))
     with pytest.raises(SandwichError, match="more than 8 bits") as err:
         load_rgb(path)
-    assert "hdr16-jpeg" in str(err.value) and "\n" not in str(err.value)
+    assert "sandwich models" in str(err.value) and "\n" not in str(err.value)
 
 
 # ----------------------------------------------------------------------------------- model

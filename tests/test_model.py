@@ -10,11 +10,12 @@ import torch
 from PIL import Image
 
 from sandwich.codecs.jpeg import JpegCodec
-from sandwich.container import MarkerInfo, make_segment, read_marker
 from sandwich.errors import SandwichError
 from sandwich.evaluation.baselines import JpegBaseline, LowresBaseline, ModelPipeline
 from sandwich.evaluation.metrics import psnr
-from sandwich.io import to_8bit
+from sandwich.formats.jpeg_marker import MarkerInfo, make_segment, read_marker
+from sandwich.media.files import to_8bit
+from sandwich.models.progressive import ProgressiveCodec
 from sandwich.models.sandwich import SandwichModel
 from sandwich.nets.modem import ChromaDemodulator, ChromaModulator
 from sandwich.nets.resample import downsample, upsample
@@ -22,7 +23,7 @@ from sandwich.scenarios import SCENARIOS, get_scenario
 from sandwich.zoo import ZOO, available, get_entry, load_model
 
 SCENARIO_NAMES = ("rgb", "gray", "lowres2", "lowres4")
-TRAINED = [n for n, e in ZOO.items() if e.weights is not None and e.kind == "sandwich"]
+TRAINED = [n for n, e in ZOO.items() if e.weights is not None and e.scenario in SCENARIOS]
 
 
 def _model(scenario: str) -> SandwichModel:
@@ -268,11 +269,12 @@ def test_zoo_entries() -> None:
     with pytest.raises(SandwichError, match="unknown model"):
         load_model("no-such-model")
     for entry in ZOO.values():
-        if entry.kind == "progressive":
-            assert entry.codec.startswith("learned")
+        net = load_model(entry.name)
+        if isinstance(net, ProgressiveCodec):
+            assert net.describe().startswith("learned")
             continue
         assert entry.scenario in SCENARIOS
-        assert entry.codec.startswith("JPEG")
+        assert net.describe().startswith("JPEG")
     assert available(get_entry("gray-modem"))
 
 

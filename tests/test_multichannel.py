@@ -13,7 +13,6 @@ from conftest import smooth_image
 from PIL import Image
 
 from sandwich.codecs.jpeg import JpegCodec
-from sandwich.container import make_segment, read_marker
 from sandwich.data.material import (
     build_material,
     decode_normals,
@@ -24,8 +23,9 @@ from sandwich.data.material import (
 from sandwich.errors import SandwichError
 from sandwich.evaluation.baselines import BASELINES, PlanesJpegBaseline
 from sandwich.evaluation.metrics import psnr
+from sandwich.formats.jpeg_marker import make_segment, read_marker
+from sandwich.media.planes import stack, stack_array, unstack, unstack_array
 from sandwich.models.sandwich import SandwichModel
-from sandwich.planes import stack, stack_array, unstack, unstack_array
 from sandwich.scenarios import SCENARIOS, get_scenario
 from sandwich.training.dataset import PatchSampler
 from sandwich.zoo.weights import save_weights

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from sandwich.bitstream import truncate, unpack
 from sandwich.errors import SandwichError
+from sandwich.formats.sndr import truncate, unpack
 from sandwich.models.progressive import ProgressiveCodec, ProgressiveConfig, pad_to_block
 from sandwich.nets.recurrent import ConvLSTMCell, ConvResGRUCell
 

@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError, features
 
-from sandwich.codecs.base import RealImageCodec
+from sandwich.codecs.base import Knob, RealImageCodec
 from sandwich.errors import SandwichError
 
 SUBSAMPLINGS = ("4:2:0", "4:4:4", "gray")
@@ -28,6 +28,7 @@ class AvifCodec(RealImageCodec):
     """
 
     extension = ".avif"
+    knob = Knob("quality", 0, 100, label="AVIF quality")
     channels = 3
     differentiable = False
 

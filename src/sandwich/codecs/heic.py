@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 
-from sandwich.codecs.base import RealImageCodec
+from sandwich.codecs.base import Knob, RealImageCodec
 from sandwich.errors import SandwichError
 
 SUBSAMPLINGS = ("4:2:0", "4:4:4", "gray")
@@ -32,6 +32,7 @@ class HeicCodec(RealImageCodec):
     """
 
     extension = ".heic"
+    knob = Knob("quality", 0, 100, label="HEIC quality")
     channels = 3
     differentiable = False
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import torch
 from PIL import Image
+from torch import Tensor
 
-from sandwich.codecs.base import RealImageCodec
+from sandwich.codecs.base import Knob, RealImageCodec
+from sandwich.codecs.jpeg_tables import quality_feature, quality_to_feature
+from sandwich.formats.jpeg_marker import insert_marker, read_marker
+from sandwich.formats.tag import FileTag
 
 SUBSAMPLINGS = ("4:2:0", "4:4:4", "gray")
 _PIL_SUBSAMPLING = {"4:4:4": 0, "4:2:0": 2}
@@ -24,6 +29,9 @@ class JpegCodec(RealImageCodec):
 
     extension = ".jpg"
     differentiable = False
+    knob = Knob("quality", 1, 100, label="JPEG quality")
+    format_name = "JPEG"
+    max_side = 65535  # a JPEG frame stores its height and width in 16 bits
 
     def __init__(self, subsampling: str = "4:2:0", qtables: list[np.ndarray] | None = None):
         super().__init__()
@@ -68,6 +76,32 @@ class JpegCodec(RealImageCodec):
         if 0 not in tables:
             raise ValueError("JPEG file has no quantisation table 0")
         return np.asarray(tables[0], dtype=np.float64).reshape(8, 8)
+
+    def condition(self, quality: Tensor | float, n: int) -> Tensor:
+        """log2(mean luma quantisation step) / 8 at IJG ``quality``: (N,), 0 at quality 100."""
+        return quality_to_feature(quality, n)
+
+    def condition_from_file(self, data: bytes) -> float | None:
+        """The mean luma quantisation step of the file's own DQT table (covers custom tables)."""
+        return float(np.mean(self.luma_qtable(data)))
+
+    def condition_value(self, value: float | None, n: int = 1) -> Tensor:
+        """:meth:`condition` from a file's mean luma step (quality 75 when it is unknown)."""
+        if value is None:
+            return quality_to_feature(75, n)
+        return quality_feature(torch.tensor([value] * n))
+
+    def tag(self, data: bytes, tag: FileTag) -> bytes:
+        """The JPEG with an APP11 segment naming the model (:mod:`sandwich.formats.jpeg_marker`)."""
+        return insert_marker(data, tag)
+
+    @staticmethod
+    def sniff(data: bytes) -> bool:
+        """A JPEG starts with the SOI marker."""
+        return bytes(data[:2]) == b"\xff\xd8"
+
+    def read_tag(self, data: bytes) -> FileTag | None:
+        return read_marker(data)
 
     def decode(self, data: bytes) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as im:

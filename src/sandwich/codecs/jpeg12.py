@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sandwich.codecs.base import RealImageCodec
+from sandwich.codecs.base import Knob, RealImageCodec
 from sandwich.errors import SandwichError
 
 SUBSAMPLINGS = ("4:2:0", "4:4:4", "gray")
@@ -31,6 +31,7 @@ class Jpeg12Codec(RealImageCodec):
     """
 
     extension = ".jpg"
+    knob = Knob("quality", 1, 100, label="12-bit JPEG quality")
     peak = PEAK
     channels = 3
     differentiable = False

@@ -8,6 +8,8 @@ order; :data:`ZIGZAG` maps zig-zag position to natural index.
 from __future__ import annotations
 
 import numpy as np
+import torch
+from torch import Tensor
 
 LUMA_QTABLE = np.array(
     [
@@ -67,3 +69,29 @@ def quality_qtables(quality: int, channels: int = 3) -> list[np.ndarray]:
     if channels > 1:
         tables.append(scaled_qtable(CHROMA_QTABLE, quality))
     return tables
+
+
+def qtables_for_quality(quality: Tensor) -> Tensor:
+    """(N,) IJG qualities (1..100) -> (N, 2, 8, 8) luma/chroma steps, exactly libjpeg's, float."""
+    q = quality.detach().round().clamp(1, 100).long().cpu()
+    scale = torch.tensor([quality_scale(int(v)) for v in q], dtype=torch.int64)
+    base = torch.from_numpy(np.stack([LUMA_QTABLE, CHROMA_QTABLE]))
+    tables = (base[None] * scale.view(-1, 1, 1, 1) + 50) // 100
+    return tables.clamp(1, 255).float()
+
+
+def quality_feature(mean_luma_step: Tensor) -> Tensor:
+    """The quality input of conditioned networks: log2(mean luma quantisation step) / 8.
+
+    (N,) -> (N,), 0 for step 1 (quality 100) to about 0.9 (quality 1). Computed from the quality
+    at encode time and from the file's own DQT table at decode time, so it also covers custom
+    tables.
+    """
+    return torch.log2(mean_luma_step.float().clamp_min(1.0)) / 8.0
+
+
+def quality_to_feature(quality: Tensor | float, n: int) -> Tensor:
+    """:func:`quality_feature` of IJG quality(ies) ``quality`` (scalar or (N,)) -> (N,)."""
+    q = torch.as_tensor(quality, dtype=torch.float32).flatten()
+    q = q.expand(n) if q.numel() == 1 else q
+    return quality_feature(qtables_for_quality(q)[:, 0].mean(dim=(1, 2)))

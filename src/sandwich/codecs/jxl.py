@@ -8,7 +8,7 @@ import math
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from sandwich.codecs.base import RealImageCodec
+from sandwich.codecs.base import Knob, RealImageCodec
 from sandwich.errors import SandwichError
 
 MAX_DISTANCE = 25.0
@@ -47,6 +47,7 @@ class JxlCodec(RealImageCodec):
     """
 
     extension = ".jxl"
+    knob = Knob("quality", 0, 100, integer=False, label="JPEG XL quality")
     channels = 3
     differentiable = False
 

@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError, features
 
-from sandwich.codecs.base import RealImageCodec
+from sandwich.codecs.base import Knob, RealImageCodec
 from sandwich.errors import SandwichError
 
 
@@ -22,6 +22,7 @@ class WebpCodec(RealImageCodec):
     """
 
     extension = ".webp"
+    knob = Knob("quality", 0, 100, integer=False, label="WebP quality")
     channels = 3
     differentiable = False
 

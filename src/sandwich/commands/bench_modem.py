@@ -19,7 +19,7 @@ def register(bench: typer.Typer) -> None:
 
         from sandwich.commands.common import console, expand_images, write_json
         from sandwich.evaluation.modem_sweep import modem_sweep
-        from sandwich.io import load_rgb
+        from sandwich.media.files import load_rgb
 
         images = []
         for f in expand_images(inputs):

@@ -31,8 +31,8 @@ def register(bench: typer.Typer) -> None:
 
         from sandwich.codecs.jpeg import SUBSAMPLINGS
         from sandwich.commands.common import expand_images, write_json
-        from sandwich.evaluation.proxy_fidelity import BPP_TARGET, PSNR_TARGET, fidelity_rows
-        from sandwich.io import load_rgb
+        from sandwich.evaluation.proxy_fidelity import fidelity_rows
+        from sandwich.media.files import load_rgb
 
         try:
             qs = tuple(int(q) for q in qualities.split(","))
@@ -49,46 +49,7 @@ def register(bench: typer.Typer) -> None:
         from sandwich.commands.common import console as make_console
 
         console = make_console()
-        table = Table(title=f"JPEG proxy vs real libjpeg on {len(images)} image(s)")
-        for col in (
-            "mode",
-            "quality",
-            "real bpp",
-            "proxy bpp",
-            "bpp err %",
-            "real PSNR",
-            "proxy PSNR",
-            "dPSNR dB",
-        ):
-            table.add_column(col, justify="right")
-        for r in rows:
-            table.add_row(
-                r["mode"],
-                str(r["quality"]),
-                f"{r['real_bpp']:.4f}",
-                f"{r['proxy_bpp']:.4f}",
-                f"{100 * (r['proxy_bpp'] / r['real_bpp'] - 1):+.2f}",
-                f"{r['real_psnr']:.3f}",
-                f"{r['proxy_psnr']:.3f}",
-                f"{r['proxy_psnr'] - r['real_psnr']:+.3f}",
-            )
-        console.print(table)
-        summ = Table(
-            title=f"targets: mean |bpp error| <= {100 * BPP_TARGET:.0f}%, "
-            f"mean |dPSNR| <= {PSNR_TARGET} dB (per image, over qualities)"
-        )
-        for col in ("mode", "mean |bpp err| %", "max %", "mean |dPSNR| dB", "max dB", "meets"):
-            summ.add_column(col, justify="right")
-        for s in summary:
-            summ.add_row(
-                s["mode"],
-                f"{100 * s['mean_abs_bpp_error']:.2f}",
-                f"{100 * s['max_abs_bpp_error']:.2f}",
-                f"{s['mean_abs_psnr_diff']:.3f}",
-                f"{s['max_abs_psnr_diff']:.3f}",
-                "yes" if s["meets_targets"] else "NO",
-            )
-        console.print(summ)
+        _print_fidelity(console, rows, summary, len(images))
         grad_rows = None
         if gradient:
             from sandwich.evaluation.proxy_fidelity import gradient_rows
@@ -111,3 +72,51 @@ def register(bench: typer.Typer) -> None:
                 r["change_bits_over_gradient"] = {k: g[k] for k in ("total", "marginal") if k in g}
             write_json(json_out, rows)
             console.print(f"wrote {json_out}")
+
+
+def _print_fidelity(console, rows: list[dict], summary: list[dict], n_images: int) -> None:
+    """The per-(mode, quality) table and the per-mode summary against the targets."""
+    from rich.table import Table
+
+    from sandwich.evaluation.proxy_fidelity import BPP_TARGET, PSNR_TARGET
+
+    table = Table(title=f"JPEG proxy vs real libjpeg on {n_images} image(s)")
+    for col in (
+        "mode",
+        "quality",
+        "real bpp",
+        "proxy bpp",
+        "bpp err %",
+        "real PSNR",
+        "proxy PSNR",
+        "dPSNR dB",
+    ):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            r["mode"],
+            str(r["quality"]),
+            f"{r['real_bpp']:.4f}",
+            f"{r['proxy_bpp']:.4f}",
+            f"{100 * (r['proxy_bpp'] / r['real_bpp'] - 1):+.2f}",
+            f"{r['real_psnr']:.3f}",
+            f"{r['proxy_psnr']:.3f}",
+            f"{r['proxy_psnr'] - r['real_psnr']:+.3f}",
+        )
+    console.print(table)
+    summ = Table(
+        title=f"targets: mean |bpp error| <= {100 * BPP_TARGET:.0f}%, "
+        f"mean |dPSNR| <= {PSNR_TARGET} dB (per image, over qualities)"
+    )
+    for col in ("mode", "mean |bpp err| %", "max %", "mean |dPSNR| dB", "max dB", "meets"):
+        summ.add_column(col, justify="right")
+    for s in summary:
+        summ.add_row(
+            s["mode"],
+            f"{100 * s['mean_abs_bpp_error']:.2f}",
+            f"{100 * s['max_abs_bpp_error']:.2f}",
+            f"{s['mean_abs_psnr_diff']:.3f}",
+            f"{s['max_abs_psnr_diff']:.3f}",
+            "yes" if s["meets_targets"] else "NO",
+        )
+    console.print(summ)

@@ -30,16 +30,18 @@ def register(bench: typer.Typer) -> None:
             jpeg_rows,
             per_iteration_table,
         )
-        from sandwich.io import load_rgb
-        from sandwich.zoo import get_entry, load_model
+        from sandwich.media.files import load_rgb
+        from sandwich.zoo import load_model
         from sandwich.zoo.weights import load_progressive_weights
 
         if weights is not None:
             net = load_progressive_weights(weights, name=str(weights))
         else:
-            if get_entry(model).kind != "progressive":
-                raise SandwichError(f"{model} is not a progressive model (try --model rnn)")
+            from sandwich.models.progressive import ProgressiveCodec
+
             net = load_model(model)
+            if not isinstance(net, ProgressiveCodec):
+                raise SandwichError(f"{model} is not a progressive model (try --model rnn)")
         files = expand_images(inputs)
         images = {f.name: load_rgb(f) for f in files}
         with tqdm(total=2 * len(images), desc="rnn and jpeg") as bar:
@@ -73,7 +75,7 @@ def register(bench: typer.Typer) -> None:
         )
         if markdown is not None:
             from sandwich.evaluation.progressive_eval import markdown_table
-            from sandwich.io import atomic_write_bytes
+            from sandwich.media.files import atomic_write_bytes
 
             text = markdown_table(net.name, list(images), table, bd, (lo, hi))
             atomic_write_bytes(markdown, text.encode(), force=True)

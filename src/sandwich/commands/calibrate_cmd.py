@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
 
         from sandwich.codecs.jpeg import SUBSAMPLINGS
         from sandwich.commands.common import expand_images
-        from sandwich.io import load_rgb
+        from sandwich.media.files import load_rgb
         from sandwich.proxies import calibrate as cal
         from sandwich.proxies import jpeg as proxy
 

@@ -5,28 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sandwich.errors import SandwichError
-from sandwich.io import atomic_write_bytes, list_images
+from sandwich.media.files import atomic_write_bytes, expand_images, list_images
 
-
-def expand_images(
-    paths: list[Path], lister=None, empty: str = "no images in this folder"
-) -> list[Path]:
-    """Files as given, folders expanded by ``lister`` (default: their image files, sorted);
-    ``empty`` is the error for a folder with none."""
-    lister = lister or list_images
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            found = lister(p)
-            if not found:
-                raise SandwichError(f"{p}: {empty}")
-            out.extend(found)
-        elif p.exists():
-            out.append(p)
-        else:
-            raise SandwichError(f"{p}: no such file or folder")
-    return out
+__all__ = ["atomic_write_bytes", "console", "expand_images", "list_images", "write_json"]
 
 
 def write_json(path: Path, obj, force: bool = True) -> None:

@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
 
         from sandwich.errors import SandwichError
         from sandwich.evaluation.metrics import psnr
-        from sandwich.io import check_writable, load_rgb, save_png, to_8bit
+        from sandwich.media.files import check_writable, load_rgb, save_png, to_8bit
         from sandwich.zoo import DEFAULT_MODEL, load_model
 
         if not 1 <= quality <= 100:

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Plot loss and PSNR against steps; for rnn runs also validation MS-SSIM per iteration."""
         from sandwich.evaluation.curves import plot_training_log, read_log
-        from sandwich.io import check_writable
+        from sandwich.media.files import check_writable
 
         path = run / "log.jsonl" if run.is_dir() else run
         if not path.is_file():

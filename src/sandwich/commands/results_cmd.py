@@ -13,8 +13,8 @@ from pathlib import Path
 
 import typer
 
-from sandwich.commands.eval_cmd import split_model_spec
 from sandwich.errors import SandwichError
+from sandwich.evaluation.specs import split_model_spec
 
 # (key, title, eval arguments, images): the key names the section for `--only`; eval arguments:
 # models (-m), baselines (-b), anchors (-a), metrics; images is None for the page's validation
@@ -146,21 +146,42 @@ def _why_not(args: list[str], own: tuple[str, str] | None, images: Path) -> str 
     return None
 
 
+def _request(images: Path, args: list[str], md: Path):
+    """The evaluation a recipe's ``sandwich eval`` arguments ask for, writing Markdown to ``md``."""
+    from sandwich.evaluation.run import EvalRequest
+
+    req = EvalRequest([images], markdown=md)
+    lists = {"-m": req.models, "-b": req.baselines, "-a": req.anchors}
+    for opt, value in zip(args[::2], args[1::2], strict=True):
+        if opt in lists:
+            lists[opt].append(value)
+        else:
+            setattr(req, {"--metrics": "metrics", "--qualities": "qualities"}[opt], value)
+    return req
+
+
 def _run_recipe(
     k: int, title: str, args: list[str], own: tuple[str, str] | None, images: Path, md: Path
 ) -> str:
-    """Run recipe number ``k`` through ``sandwich eval`` and return its section's text."""
-    from sandwich.cli import main
+    """Run recipe number ``k`` (the library's ``sandwich eval``) and return its section's text."""
+    from tqdm import tqdm
+
     from sandwich.commands.common import expand_images
+    from sandwich.evaluation.run import evaluate
 
     argv = ["eval", str(images), *args, "--markdown", str(md)]
     typer.echo(f"[{k + 1}/{len(RECIPES)}] sandwich {shlex.join(argv[:-2])}")
-    code = main(argv)
-    if code != 0:
-        raise SandwichError(f"recipe {title!r} failed (exit {code})")
+    bars = []
+    try:
+        evaluate(_request(images, args, md), lambda n: bars.append(tqdm(total=n)) or bars[0].update)
+    except SandwichError as e:
+        raise SandwichError(f"recipe {title!r} failed: {e}") from None
+    finally:
+        for bar in bars:
+            bar.close()
     body = [f"`sandwich {shlex.join(argv[:-2])}`\n"]
     if own is not None:
-        from sandwich.io import list_arrays
+        from sandwich.media.files import list_arrays
 
         found = list_arrays(images) or expand_images([images])
         names = ", ".join(f"`{f.name}`" for f in found)
@@ -183,7 +204,7 @@ def register(app: typer.Typer) -> None:
         """Run every recipe of `sandwich eval` and write the Markdown page (models with missing
         weights are skipped and listed)."""
         from sandwich.commands.common import expand_images
-        from sandwich.io import atomic_write_bytes
+        from sandwich.media.files import atomic_write_bytes
 
         keys = [r[0] for r in RECIPES]
         unknown = [k for k in only or [] if k not in keys]

@@ -52,8 +52,8 @@ from PIL import Image, ImageOps
 
 from sandwich.data.staging import MANIFEST_NAME, command_line, staged_folder, write_manifest
 from sandwich.errors import SandwichError
-from sandwich.io import encode_png16, load_image, stored_bits
-from sandwich.io import list_images as list_images  # re-exported for corpus users
+from sandwich.media.files import encode_png16, load_image, stored_bits
+from sandwich.media.files import list_images as list_images  # re-exported for corpus users
 
 MULTIPLE = 16  # both sides of every corpus image are multiples of this
 TRAIN_MAX_SIDE = 1024  # training images are downscaled until the longer side fits

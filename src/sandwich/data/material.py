@@ -33,11 +33,11 @@ from PIL import Image
 
 from sandwich.data.staging import command_line, staged_folder, write_manifest
 from sandwich.errors import SandwichError
+from sandwich.media.color import luma
 
 MANIFEST_VERSION = 1
 DEFAULT_STRENGTH = 4.0
 DEFAULT_SIGMA = 1.0
-BT601 = (0.299, 0.587, 0.114)
 
 
 def _gaussian_kernel(sigma: float) -> np.ndarray:
@@ -64,9 +64,7 @@ def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
 def height_field(rgb: np.ndarray, sigma: float = DEFAULT_SIGMA) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H, W) float64 height in 0..1: BT.601 luma / 255, smoothed with a
     Gaussian of ``sigma`` pixels."""
-    x = np.asarray(rgb, np.float64)
-    luma = (x[..., 0] * BT601[0] + x[..., 1] * BT601[1] + x[..., 2] * BT601[2]) / 255.0
-    return _blur(luma, sigma)
+    return _blur(luma(rgb) / 255.0, sigma)
 
 
 def normal_map(height: np.ndarray, strength: float = DEFAULT_STRENGTH) -> np.ndarray:
@@ -109,7 +107,7 @@ def build_material(
 ) -> dict:
     """Build ``out`` (see the module notes) from the 8-bit corpus in ``corpus``; return the
     manifest. Assembled in a temporary folder and renamed, so nothing is left half-built."""
-    from sandwich.io import list_images, load_rgb, save_npy
+    from sandwich.media.files import list_images, load_rgb, save_npy
 
     corpus, out = Path(corpus), Path(out).absolute()
     if not (corpus / "train").is_dir() and not (corpus / "val").is_dir():

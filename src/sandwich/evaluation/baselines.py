@@ -27,8 +27,8 @@ from sandwich.codecs.jpeg import JpegCodec
 from sandwich.codecs.jpeg12 import Jpeg12Codec
 from sandwich.codecs.jxl import JxlCodec
 from sandwich.codecs.webp import WebpCodec
+from sandwich.media.planes import stack_array, unstack_array
 from sandwich.nets.resample import downsample, upsample
-from sandwich.planes import stack_array, unstack_array
 from sandwich.proxies.calibrate import to_codec_input
 
 JPEG_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
@@ -144,7 +144,7 @@ class HdrBaseline:
         self.codec_peak = (1 << int(getattr(codec, "bit_depth", 8))) - 1
 
     def roundtrip(self, image: np.ndarray, quality: float) -> tuple[bytes, np.ndarray]:
-        from sandwich.io import to_16bit
+        from sandwich.media.files import to_16bit
 
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype not in (np.uint8, np.uint16):
             raise ValueError(

@@ -73,3 +73,15 @@ def progressive_complexity(model, size: int = 64) -> dict:
     macs = macs_per_pixel(lambda t: model(t, 1), x, [model])
     model.train(was_training)
     return {"params": count_params(model), "macs_per_pixel": macs}
+
+
+# the measure of each model type, by its registry key (sandwich.models.registry.MODEL_TYPES)
+MEASURES = {
+    "sandwich": lambda model: sandwich_complexity(model, size=64),
+    "progressive": progressive_complexity,
+}
+
+
+def complexity(model) -> dict:
+    """Params and MACs/pixel of any registered model type (as ``sandwich models`` lists them)."""
+    return MEASURES[model.kind](model)

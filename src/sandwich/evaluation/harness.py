@@ -65,7 +65,7 @@ def pipeline_bit_depth(pipe) -> int:
 def pipeline_input(pipe, image: np.ndarray) -> np.ndarray:
     """``image`` as the pipeline takes it: 16-bit images go to 8-bit pipelines rounded to 8 bits
     (round(x / 257)); everything else as it is."""
-    from sandwich.io import to_8bit
+    from sandwich.media.files import to_8bit
 
     if image.dtype == np.uint16 and pipeline_bit_depth(pipe) <= 8:
         return to_8bit(image)
@@ -75,7 +75,7 @@ def pipeline_input(pipe, image: np.ndarray) -> np.ndarray:
 def display(image: np.ndarray) -> np.ndarray:
     """An image for the report's crops: 8 bits (16-bit images rounded, round(x / 257)); of an
     N-channel image (N > 3), channels 0..2 (a material's albedo)."""
-    from sandwich.io import to_8bit
+    from sandwich.media.files import to_8bit
 
     if image.ndim == 3 and image.shape[2] > 3:
         image = np.ascontiguousarray(image[:, :, :3])
@@ -208,7 +208,7 @@ def sweep(
     to 8 bits, and their 8-bit reconstructions are scaled back by 257 before the metrics (which
     must then be :func:`~sandwich.evaluation.quality.for_bit_depth`'s); crops are shown in 8 bits.
     """
-    from sandwich.io import to_16bit
+    from sandwich.media.files import to_16bit
 
     rows: list[dict] = []
     panels: dict[str, list[Panel]] = {}

@@ -1,7 +1,7 @@
 """The progressive codec per iteration, next to 4:2:0 JPEG at the same rate.
 
 Every image is compressed once with all iterations; the file cut after k iterations
-(:func:`sandwich.bitstream.truncate`) gives the k-iteration point, with bpp counted from the
+(:func:`sandwich.formats.sndr.truncate`) gives the k-iteration point, with bpp counted from the
 whole file (header and checksums included). JPEG is swept over qualities and interpolated (in
 bpp, per image) to the codec's bpp, so both columns stand at the same rate.
 """
@@ -22,7 +22,7 @@ JPEG_QUALITIES = [1, 2, 3, 4, *range(5, 96, 5)]
 
 def codec_rows(model, images: dict[str, np.ndarray], progress: Callable | None = None) -> list:
     """One row per (image, iteration): bpp of the whole file, raw code bpp, PSNR, MS-SSIM."""
-    from sandwich.bitstream import truncate, unpack
+    from sandwich.formats.sndr import truncate, unpack
 
     rows = []
     for name, img in images.items():
@@ -165,7 +165,7 @@ class ProgressivePipeline:
         self._cache: tuple[int, bytes, list[np.ndarray]] | None = None
 
     def roundtrip(self, image: np.ndarray, iterations: int) -> tuple[bytes, np.ndarray]:
-        from sandwich.bitstream import truncate
+        from sandwich.formats.sndr import truncate
 
         key = hash(image.tobytes())
         if self._cache is None or self._cache[0] != key:

@@ -17,9 +17,7 @@ import numpy as np
 
 from sandwich.errors import SandwichError
 from sandwich.evaluation.metrics import ms_ssim, psnr
-
-# BT.601 luma weights (the Y of JPEG's full-range YCbCr)
-BT601 = (0.299, 0.587, 0.114)
+from sandwich.media.color import luma
 
 
 @dataclass(frozen=True)
@@ -63,12 +61,6 @@ class Metric:
 def to_db(value: float) -> float:
     """A similarity in 0..1 on a dB scale, -10 log10(1 - v) (capped at 100 dB)."""
     return -10.0 * math.log10(max(1e-10, 1.0 - float(value)))
-
-
-def luma(image: np.ndarray) -> np.ndarray:
-    """BT.601 luma (full range, unrounded) of an (H, W, 3) RGB array, float64 (H, W)."""
-    x = np.asarray(image, np.float64)
-    return x[..., 0] * BT601[0] + x[..., 1] * BT601[1] + x[..., 2] * BT601[2]
 
 
 def psnr_y(ref: np.ndarray, rec: np.ndarray) -> float:

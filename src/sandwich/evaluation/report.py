@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from sandwich.evaluation.quality import Metric, to_db
-from sandwich.io import atomic_write_bytes
+from sandwich.media.files import atomic_write_bytes
 
 
 def fmt_value(metric: str, v: float | None) -> str:

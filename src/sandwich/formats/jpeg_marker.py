@@ -13,22 +13,16 @@ The segment costs 16 bytes plus the model name, and it is counted in every repor
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 from sandwich.errors import SandwichError
+from sandwich.formats.tag import FileTag
 
 APP11 = 0xEB
 MAGIC = b"SNDW"
 FORMAT_VERSION = 1
 
 
-@dataclass(frozen=True)
-class MarkerInfo:
-    model: str
-    model_version: int
-    height: int
-    width: int
-    format_version: int = FORMAT_VERSION
+MarkerInfo = FileTag  # what the marker records: the generic tag of a sandwich file
 
 
 def _segments(data: bytes):

@@ -12,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 from sandwich.errors import SandwichError
 
 MIN_SIDE = 8
+DEEP_HINT = "(`sandwich models` lists them)"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
@@ -24,6 +25,26 @@ def list_images(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise SandwichError(f"{folder} is not a folder of images")
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def expand_images(
+    paths: list[Path], lister=None, empty: str = "no images in this folder"
+) -> list[Path]:
+    """Files as given, folders expanded by ``lister`` (default: their image files, sorted);
+    ``empty`` is the error for a folder with none."""
+    lister = lister or list_images
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = lister(p)
+            if not found:
+                raise SandwichError(f"{p}: {empty}")
+            out.extend(found)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise SandwichError(f"{p}: no such file or folder")
+    return out
 
 
 def stored_bits(im: Image.Image) -> int:
@@ -45,18 +66,6 @@ def stored_bits(im: Image.Image) -> int:
         if im.format == "PPM" and len(args) > 1 and isinstance(args[1], int) and args[1] > 255:
             return 16
     return 8
-
-
-def high_bit_depth_models() -> list[str]:
-    """Names of the zoo models that take images of more than 8 bits per sample."""
-    from sandwich.scenarios import SCENARIOS
-    from sandwich.zoo import ZOO
-
-    return [
-        e.name
-        for e in ZOO.values()
-        if e.kind == "sandwich" and e.scenario in SCENARIOS and SCENARIOS[e.scenario].bit_depth > 8
-    ]
 
 
 def _deep_samples(p: Path, im: Image.Image) -> np.ndarray:
@@ -86,7 +95,9 @@ def _deep_samples(p: Path, im: Image.Image) -> np.ndarray:
     return arr
 
 
-def _load(path: str | Path, allow_gray: bool, deep_ok: bool) -> np.ndarray:
+def _load(
+    path: str | Path, allow_gray: bool, deep_ok: bool, deep_hint: str = DEEP_HINT
+) -> np.ndarray:
     p = Path(path)
     if not p.exists():
         raise SandwichError(f"{p}: no such file")
@@ -103,10 +114,9 @@ def _load(path: str | Path, allow_gray: bool, deep_ok: bool) -> np.ndarray:
                     "remove the alpha channel first"
                 )
             if bits > 8 and not deep_ok:
-                models = ", ".join(high_bit_depth_models()) or "sandwich train --scenario hdr16"
                 raise SandwichError(
                     f"{p}: has more than 8 bits per sample (mode {mode}); 8-bit models take "
-                    f"8-bit images: convert it to 8-bit first, or use a 16-bit model ({models})"
+                    f"8-bit images: convert it to 8-bit first, or use a 16-bit model {deep_hint}"
                 )
             gray = mode in ("1", "L", "P") or (bits > 8 and mode != "RGB")
             if gray and not allow_gray:
@@ -133,15 +143,16 @@ def _load(path: str | Path, allow_gray: bool, deep_ok: bool) -> np.ndarray:
     return arr
 
 
-def load_rgb(path: str | Path, allow_gray: bool = True) -> np.ndarray:
+def load_rgb(path: str | Path, allow_gray: bool = True, deep_hint: str = DEEP_HINT) -> np.ndarray:
     """Load an 8-bit image as (H, W, 3) uint8 RGB.
 
     Grayscale inputs are expanded to three equal channels (``allow_gray``). Images with an
     alpha channel, more than 8 bits per sample (including 16-bit RGB PNGs, which Pillow would
     silently cut to 8 bits), or fewer than 8 pixels per side are refused with a
-    :class:`SandwichError` that says what to do.
+    :class:`SandwichError` that says what to do; ``deep_hint`` ends the message for a
+    deeper image (the caller that knows the zoo names its 16-bit models there).
     """
-    return _load(path, allow_gray, deep_ok=False)
+    return _load(path, allow_gray, deep_ok=False, deep_hint=deep_hint)
 
 
 def load_image(path: str | Path, allow_gray: bool = True) -> np.ndarray:

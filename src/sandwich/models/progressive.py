@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sandwich.codecs.base import Knob
 from sandwich.errors import SandwichError
+from sandwich.models.base import CodecModel
 from sandwich.nets.recurrent import make_cell
 
 BLOCK = 16  # pixels per code position along each axis
@@ -139,7 +141,7 @@ class ProgressiveOutput:
     codes: Tensor
 
 
-class ProgressiveCodec(nn.Module):
+class ProgressiveCodec(CodecModel):
     """Recurrent residual codec. ``forward`` for training; ``compress``/``decompress`` for files."""
 
     def __init__(self, cfg: ProgressiveConfig | None = None, name: str = "local", version: int = 0):
@@ -158,8 +160,69 @@ class ProgressiveCodec(nn.Module):
         self.name = name
         self.version = version
 
+    kind = "progressive"
+    file_suffix = ".sndr"
+
     def config(self) -> dict:
         return asdict(self.cfg)
+
+    @classmethod
+    def from_config(cls, config: dict, name: str = "local", version: int = 0) -> ProgressiveCodec:
+        conf = ProgressiveConfig(
+            enc_widths=tuple(config["enc_widths"]),
+            dec_widths=tuple(config["dec_widths"]),
+            unit=config["unit"],
+            mode=config["mode"],
+            bits=config["bits"],
+            max_iterations=config["max_iterations"],
+        )
+        return cls(conf, name=name, version=version)
+
+    @property
+    def knob(self) -> Knob:
+        return Knob("iterations", 1, self.cfg.max_iterations, label="iterations")
+
+    @property
+    def default_knob(self) -> float:
+        return self.cfg.max_iterations
+
+    def describe(self) -> str:
+        return f"learned (recurrent, {self.cfg.bits / 256:g} bpp/iteration raw)"
+
+    @classmethod
+    def formats(cls) -> list[str]:
+        return ["progressive (.sndr)"]
+
+    @classmethod
+    def identify(cls, data: bytes) -> tuple[str, str | None, int | None] | None:
+        """A progressive file: its header names the model (the version is checked by the
+        weight hash instead)."""
+        from sandwich.formats.sndr import is_rnn_file, unpack
+
+        if not is_rnn_file(data):
+            return None
+        return "progressive", unpack(data)[0].model, None
+
+    def compress_to_bpp(self, image: np.ndarray, target_bpp: float) -> tuple[float, bytes]:
+        """Encode every iteration once and keep the most that fit (the file cuts anywhere)."""
+        from sandwich.formats.sndr import truncate
+
+        pixels = image.shape[0] * image.shape[1]
+        top = self.cfg.max_iterations
+        full = self.compress(image, top)
+        fits = [j for j in range(1, top + 1) if 8 * len(truncate(full, j)) / pixels <= target_bpp]
+        if not fits:
+            smallest = 8 * len(truncate(full, 1)) / pixels
+            raise SandwichError(
+                f"--target-bpp {target_bpp} is below the smallest file this model makes "
+                f"({smallest:.3f} bpp at 1 iteration)"
+            )
+        return fits[-1], truncate(full, fits[-1])
+
+    def decompress_with_note(self, data: bytes) -> tuple[np.ndarray, str]:
+        images, info = self.decode_file(data)
+        cut = ", file was cut short: decoded the complete iterations" if info.truncated else ""
+        return images[-1], f"{info.iterations} iterations{cut}"
 
     # --- the recurrence ---------------------------------------------------------------------
     def _gain(self, t: int) -> Tensor:
@@ -234,11 +297,11 @@ class ProgressiveCodec(nn.Module):
     def compress(self, image: np.ndarray, iterations: int | None = None) -> bytes:
         """(H, W, 3) uint8 RGB -> a progressive file with ``iterations`` (default: all).
 
-        The file (:mod:`sandwich.bitstream`) holds one entropy-coded chunk per iteration, so
-        :func:`sandwich.bitstream.truncate` cuts it to fewer iterations without re-encoding.
+        The file (:mod:`sandwich.formats.sndr`) holds one entropy-coded chunk per iteration, so
+        :func:`sandwich.formats.sndr.truncate` cuts it to fewer iterations without re-encoding.
         """
-        from sandwich.bitstream import RnnHeader, pack
         from sandwich.entropy import BinaryCodeCoder
+        from sandwich.formats.sndr import RnnHeader, pack
 
         iterations = self.cfg.max_iterations if iterations is None else iterations
         self._check_iterations(iterations)
@@ -257,8 +320,8 @@ class ProgressiveCodec(nn.Module):
     @torch.inference_mode()
     def decode_file(self, data: bytes) -> tuple[list[np.ndarray], RnnFileInfo]:
         """A progressive file -> the (H, W, 3) uint8 image after each iteration it holds, info."""
-        from sandwich.bitstream import unpack
         from sandwich.entropy import BinaryCodeCoder
+        from sandwich.formats.sndr import unpack
 
         header, chunks, truncated = unpack(data)
         key = self.weight_hash()

@@ -6,7 +6,7 @@ back, as CompressAI's models do for their bitstreams.
 
 Multichannel scenarios (``Scenario.channels`` != 3, ``planes`` > 1, e.g. ``material6``) take and
 return (H, W, N) images; their bottleneck is ``planes`` colour images stacked vertically in one
-JPEG (see :mod:`sandwich.planes`), and the proxy codes that same stacked image in training.
+JPEG (see :mod:`sandwich.media.planes`), and the proxy codes that same stacked image in training.
 """
 
 from __future__ import annotations
@@ -15,33 +15,21 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from sandwich.codecs import get_codec
 from sandwich.codecs.base import CodecOutput
-from sandwich.codecs.jpeg import JpegCodec
-from sandwich.container import MarkerInfo, insert_marker, read_marker
+from sandwich.codecs.jpeg_tables import quality_feature, quality_to_feature
 from sandwich.errors import SandwichError
+from sandwich.formats.tag import FileTag
+from sandwich.media.planes import stack, unstack
+from sandwich.models.base import CodecModel
 from sandwich.nets.ensemble import self_ensemble
 from sandwich.nets.prepost import PostProcessor, PreProcessor
-from sandwich.planes import MAX_JPEG_SIDE, stack, unstack
-from sandwich.proxies.jpeg import JpegProxy, qtables_for_quality
+from sandwich.proxies import get_proxy
 from sandwich.scenarios import Scenario, get_scenario
 
-
-def quality_feature(mean_luma_step: Tensor) -> Tensor:
-    """The quality input of conditioned networks: log2(mean luma quantisation step) / 8.
-
-    (N,) -> (N,), 0 for step 1 (quality 100) to about 0.9 (quality 1). Computed from the quality
-    at encode time and from the file's own DQT table at decode time, so it also covers custom
-    tables.
-    """
-    return torch.log2(mean_luma_step.float().clamp_min(1.0)) / 8.0
-
-
-def quality_to_feature(quality: Tensor | float, n: int) -> Tensor:
-    q = torch.as_tensor(quality, dtype=torch.float32).flatten()
-    q = q.expand(n) if q.numel() == 1 else q
-    return quality_feature(qtables_for_quality(q)[:, 0].mean(dim=(1, 2)))
+__all__ = ["SandwichModel", "SandwichOutput", "quality_feature", "quality_to_feature"]
 
 
 def real_forward(proxy: CodecOutput, real: CodecOutput) -> CodecOutput:
@@ -54,6 +42,18 @@ def real_forward(proxy: CodecOutput, real: CodecOutput) -> CodecOutput:
     x_hat = proxy.x_hat + (real.x_hat - proxy.x_hat).detach()
     bits = proxy.bits + (real.bits - proxy.bits).detach()
     return CodecOutput(x_hat, bits, proxy.header_bits)
+
+
+def describe_scenario(s: Scenario) -> str:
+    """What carries a scenario's bits, for tables: ``JPEG 4:2:0, 1/2 size``."""
+    from sandwich.codecs import CODECS
+
+    return (
+        f"{CODECS[s.codec].format_name} {s.subsampling}"
+        + (f", 1/{s.downscale} size" if s.downscale > 1 else "")
+        + (f", {s.bit_depth}-bit image" if s.bit_depth > 8 else "")
+        + (f", {s.channels} channels in {s.planes} planes" if s.planes > 1 else "")
+    )
 
 
 @dataclass
@@ -82,7 +82,7 @@ class SandwichOutput:
     payload_bpp: Tensor
 
 
-class SandwichModel(nn.Module):
+class SandwichModel(CodecModel):
     """A standard codec wrapped by a pre- and a post-processor.
 
     Args:
@@ -126,11 +126,82 @@ class SandwichModel(nn.Module):
         self.post = PostProcessor(
             b_ch, s.base, self.post_widths, quality_input, activation, out_channels=s.channels
         )
-        self.proxy = JpegProxy(s.subsampling, rounding)
-        self.real = JpegCodec(s.subsampling)
+        self.proxy = get_proxy(s.proxy, subsampling=s.subsampling, rounding=rounding)
+        self.real = get_codec(s.codec, subsampling=s.subsampling)
         self.name, self.version = name, version
         # decoding passes averaged over flips/transposes (nets.ensemble); 1 = a single pass
         self.ensemble = 1
+
+    kind = "sandwich"
+    file_suffix = ".jpg"
+    DEFAULT_QUALITY = 75
+
+    @classmethod
+    def from_config(cls, config: dict, name: str = "local", version: int = 0) -> SandwichModel:
+        """A model from its sidecar's ``config`` (older sidecars lack the later fields)."""
+        return cls(
+            config["scenario"],
+            tuple(config["pre_widths"]),
+            tuple(config["post_widths"]),
+            rounding=config.get("rounding", "ste"),
+            quality_input=config.get("quality_input", False),
+            activation=config.get("activation", "relu"),
+            name=name,
+            version=version,
+        )
+
+    @property
+    def channels(self) -> int:
+        return self.scenario.channels
+
+    @property
+    def bit_depth(self) -> int:
+        return self.scenario.bit_depth
+
+    @property
+    def knob(self):
+        return self.real.knob
+
+    @property
+    def default_knob(self) -> float:
+        return self.DEFAULT_QUALITY
+
+    def describe(self) -> str:
+        return describe_scenario(self.scenario)
+
+    @staticmethod
+    def tagged_codecs() -> list:
+        """The real codecs whose files can name a sandwich model (those that define a tag)."""
+        from sandwich.scenarios import SCENARIOS
+
+        return [get_codec(n) for n in dict.fromkeys(s.codec for s in SCENARIOS.values())]
+
+    @classmethod
+    def formats(cls) -> list[str]:
+        return [c.format_name for c in cls.tagged_codecs()]
+
+    @classmethod
+    def identify(cls, data: bytes) -> tuple[str, str | None, int | None] | None:
+        """A file of a codec that sandwiches write (JPEG): its format and the model its tag
+        names (None, None for a plain file)."""
+        for codec in cls.tagged_codecs():
+            if codec.sniff(data):
+                tag = codec.read_tag(data)
+                if tag is None:
+                    return codec.format_name, None, None
+                return codec.format_name, tag.model, tag.model_version
+        return None
+
+    @classmethod
+    def decode_plain(cls, data: bytes) -> np.ndarray:
+        """A plain file of a tagged codec, decoded as that codec does (RGB or gray)."""
+        for codec in cls.tagged_codecs():
+            if codec.sniff(data):
+                try:
+                    return codec.decode(data)
+                except (OSError, SyntaxError, ValueError) as e:
+                    raise SandwichError(f"cannot decode the {codec.format_name} ({e})") from None
+        raise SandwichError("not a file that sandwich models write")
 
     def config(self) -> dict:
         return {
@@ -163,7 +234,7 @@ class SandwichModel(nn.Module):
         one (N, C, P*h, w) image per sample, exactly as :meth:`compress` writes them.
         """
         h, w = x.shape[-2:]
-        cond = quality_to_feature(quality, x.shape[0]).to(x.device) if self.quality_input else None
+        cond = self.real.condition(quality, x.shape[0]).to(x.device) if self.quality_input else None
         p = self.scenario.planes
         b = stack(self.pre(x, cond), p)
         codec = self.real if real else self.proxy
@@ -222,7 +293,7 @@ class SandwichModel(nn.Module):
     def bottleneck_image(self, image: np.ndarray, quality: int = 75) -> np.ndarray:
         """The 8-bit bottleneck the codec carries at ``quality``: (h, w) or (h, w, 3) uint8;
         (P*h, w, 3) for P planes, stacked vertically as in the JPEG file."""
-        cond = quality_to_feature(quality, 1).to(self.device) if self.quality_input else None
+        cond = self.real.condition(quality, 1).to(self.device) if self.quality_input else None
         b = stack(self.pre(self._to_tensor(image), cond), self.scenario.planes)
         b = b.round().clamp(0, 255).to(torch.uint8)
         arr = b[0].permute(1, 2, 0).cpu().numpy()
@@ -237,42 +308,45 @@ class SandwichModel(nn.Module):
         """
         h, w = image.shape[:2]
         rows = self.scenario.planes * -(-h // self.scenario.downscale)
-        if rows > MAX_JPEG_SIDE:
+        if rows > self.real.max_side:
             raise SandwichError(
                 f"image is {h} pixels tall: its {self.scenario.planes} stacked planes would be "
-                f"{rows} rows, more than a JPEG holds ({MAX_JPEG_SIDE})"
+                f"{rows} rows, more than a {self.real.format_name} holds ({self.real.max_side})"
             )
         data = self.real.encode(self.bottleneck_image(image, quality), quality)
-        return insert_marker(data, MarkerInfo(self.name, self.version, h, w))
+        return self.real.tag(data, FileTag(self.name, self.version, h, w))
 
     @torch.inference_mode()
     def decompress(self, data: bytes) -> np.ndarray:
         """A sandwich JPEG (with or without marker) -> (H, W, 3) RGB of ``sample_dtype``
         (uint8, or uint16 for high-bit-depth scenarios); (H, W, channels) uint8 for multichannel
         scenarios."""
-        info = read_marker(data)
+        info = self.real.read_tag(data)
+        fmt = self.real.format_name
         try:
             dec = self.real.decode(data)
         except (OSError, SyntaxError, ValueError) as e:
-            raise SandwichError(f"cannot decode the JPEG data ({e}); is the file truncated?") from e
+            raise SandwichError(
+                f"cannot decode the {fmt} data ({e}); is the file truncated?"
+            ) from e
         if dec.ndim == 2:
             dec = dec[:, :, None]
         if dec.shape[2] != self.scenario.bottleneck_channels:
             raise SandwichError(
-                f"this JPEG has {dec.shape[2]} channel(s) but model {self.name!r} expects "
+                f"this {fmt} has {dec.shape[2]} channel(s) but model {self.name!r} expects "
                 f"{self.scenario.bottleneck_channels}"
             )
         k, p = self.scenario.downscale, self.scenario.planes
         if dec.shape[0] % p:
             raise SandwichError(
-                f"this JPEG is {dec.shape[0]} rows tall, not {p} stacked planes of equal height "
+                f"this {fmt} is {dec.shape[0]} rows tall, not {p} stacked planes of equal height "
                 f"as model {self.name!r} expects"
             )
         if info is not None:
             size = (info.height, info.width)
         else:
             size = (dec.shape[0] // p * k, dec.shape[1] * k)
-        step = float(np.mean(self.real.luma_qtable(data))) if self.quality_input else None
+        step = self.real.condition_from_file(data) if self.quality_input else None
         return self.reconstruct(dec, size, step)
 
     @torch.inference_mode()
@@ -305,11 +379,7 @@ class SandwichModel(nn.Module):
             )
         y = torch.from_numpy(np.array(dec, copy=True)).permute(2, 0, 1)[None].float()
         y = unstack(y, self.scenario.planes)
-        cond = None
-        if self.quality_input and luma_step is not None:
-            cond = quality_feature(torch.tensor([luma_step])).to(self.device)
-        elif self.quality_input:
-            cond = quality_to_feature(75, 1).to(self.device)
+        cond = self.real.condition_value(luma_step).to(self.device) if self.quality_input else None
         y = y.to(self.device)
         if self.ensemble == 1:
             return self._from_output(self.post(y, size, cond))

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sandwich.proxies.color import rgb_to_ycbcr, ycbcr_to_rgb
+from sandwich.media.color import rgb_to_ycbcr, ycbcr_to_rgb
 
 _PATTERN = torch.tensor([1.0, -1.0, -1.0, 1.0])
 

@@ -24,31 +24,16 @@ import numpy as np
 import torch
 
 from sandwich.codecs.jpeg import SUBSAMPLINGS, JpegCodec, ecs_bytes
-from sandwich.proxies.jpeg_rate import parse_dht
-
-
-def codec_constants() -> dict:
-    """Huffman lengths and header sizes read from the installed real codec (no corpus needed)."""
-    img = np.full((16, 16, 3), 128, np.uint8)
-    tables = parse_dht(JpegCodec("4:2:0").encode(img, 75))
-    modes = {}
-    for sub in SUBSAMPLINGS:
-        d = JpegCodec(sub).encode(img[:, :, 0] if sub == "gray" else img, 75)
-        modes[sub] = {"header_bytes": len(d) - ecs_bytes(d), "stuffing": 1.0, "alpha": 2.0}
-    huffman = {
-        "dc_luma": tables[(0, 0)],
-        "ac_luma": tables[(1, 0)],
-        "dc_chroma": tables[(0, 1)],
-        "ac_chroma": tables[(1, 1)],
-    }
-    return {"huffman": huffman, "modes": modes}
+from sandwich.media.color import BT601_LUMA
+from sandwich.proxies.jpeg import jpeg_proxy_parts, qtables_for_quality
+from sandwich.proxies.jpeg_rate import codec_constants
 
 
 def to_codec_input(img: np.ndarray, subsampling: str) -> np.ndarray:
     """uint8 RGB (H, W, 3) -> what the codec of ``subsampling`` carries (luma for gray)."""
     if subsampling != "gray":
         return img
-    y = img.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    y = img.astype(np.float64) @ np.array(BT601_LUMA)
     return np.clip(np.round(y), 0, 255).astype(np.uint8)
 
 
@@ -60,8 +45,6 @@ def codec_tensor(arr: np.ndarray) -> torch.Tensor:
 
 def calibrate(images: list[np.ndarray], qualities: list[int], progress=None) -> dict:
     """Fit byte stuffing and surrogate scale per mode on ``images`` (uint8 RGB arrays)."""
-    from sandwich.proxies.jpeg import jpeg_proxy_parts, qtables_for_quality
-
     const = codec_constants()
     result = {"huffman": const["huffman"], "modes": {}}
     for sub in SUBSAMPLINGS:
@@ -120,8 +103,6 @@ def change_bits(
     as the calibration's ``alpha``, bits). Real: the real file's size at x + t d minus at x
     (both rounded to 8 bits), in bits.
     """
-    from sandwich.proxies.jpeg import jpeg_proxy_parts, qtables_for_quality
-
     codec = JpegCodec(subsampling)
     qt = qtables_for_quality(torch.tensor([float(quality)]))
     arr = to_codec_input(img, subsampling)

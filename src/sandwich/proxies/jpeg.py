@@ -16,17 +16,16 @@ import functools
 import json
 from importlib import resources
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from sandwich.codecs.base import CodecOutput, ImageCodec
-from sandwich.codecs.jpeg import SUBSAMPLINGS
-from sandwich.codecs.jpeg_tables import CHROMA_QTABLE, LUMA_QTABLE, ZIGZAG, quality_scale
-from sandwich.proxies.color import rgb_to_ycbcr, ycbcr_to_rgb
+from sandwich.codecs.jpeg import SUBSAMPLINGS, JpegCodec
+from sandwich.codecs.jpeg_tables import ZIGZAG, qtables_for_quality, quality_to_feature
+from sandwich.media.color import rgb_to_ycbcr, ycbcr_to_rgb
 from sandwich.proxies.dct import blockify, dct2d, idct2d, unblockify
-from sandwich.proxies.jpeg_rate import huffman_bits, lengths_tensor, surrogate_bits
+from sandwich.proxies.jpeg_rate import codec_constants, huffman_bits, lengths_tensor, surrogate_bits
 from sandwich.proxies.rounding import soft_round
 
 CALIBRATION_FILE = "jpeg_calibration.json"
@@ -37,8 +36,6 @@ def load_calibration() -> dict:
     """The stored calibration (Huffman code lengths, header bytes, stuffing, surrogate scale)."""
     path = resources.files("sandwich.proxies") / CALIBRATION_FILE
     if not path.is_file():
-        from sandwich.proxies.calibrate import codec_constants
-
         return codec_constants()
     return json.loads(path.read_text())
 
@@ -52,15 +49,6 @@ def _lengths(huffman: dict, key: str, device) -> Tensor:
     if k not in _LENGTHS:
         _LENGTHS[k] = lengths_tensor(huffman[key], device)
     return _LENGTHS[k]
-
-
-def qtables_for_quality(quality: Tensor) -> Tensor:
-    """(N,) IJG qualities (1..100) -> (N, 2, 8, 8) luma/chroma steps, exactly libjpeg's, float."""
-    q = quality.detach().round().clamp(1, 100).long().cpu()
-    scale = torch.tensor([quality_scale(int(v)) for v in q], dtype=torch.int64)
-    base = torch.from_numpy(np.stack([LUMA_QTABLE, CHROMA_QTABLE]))
-    tables = (base[None] * scale.view(-1, 1, 1, 1) + 50) // 100
-    return tables.clamp(1, 255).float()
 
 
 def fancy_upsample2(x: Tensor) -> Tensor:
@@ -275,6 +263,7 @@ class JpegProxy(ImageCodec):
     """``nn.Module`` around :func:`jpeg_proxy`; same ``forward`` as :class:`JpegCodec`."""
 
     differentiable = True
+    knob = JpegCodec.knob
 
     def __init__(self, subsampling: str = "4:2:0", rounding: str = "ste", rate_grad: str = "total"):
         super().__init__()
@@ -284,6 +273,10 @@ class JpegProxy(ImageCodec):
         self.rounding = rounding
         self.rate_grad = rate_grad
         self.channels = 1 if subsampling == "gray" else 3
+
+    def condition(self, quality: Tensor | float, n: int) -> Tensor:
+        """The same quality input as :meth:`JpegCodec.condition`."""
+        return quality_to_feature(quality, n)
 
     def forward(self, x: Tensor, quality: Tensor | float) -> CodecOutput:
         return jpeg_proxy(x, quality, self.subsampling, self.rounding, rate_grad=self.rate_grad)

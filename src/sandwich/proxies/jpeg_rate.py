@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sandwich.codecs.jpeg import SUBSAMPLINGS, JpegCodec, ecs_bytes
+
 
 def parse_dht(data: bytes) -> dict[tuple[int, int], list[int]]:
     """Huffman code lengths from the DHT segments of a JPEG file.
@@ -96,3 +98,20 @@ def surrogate_bits(u: Tensor) -> Tensor:
 
 def lengths_tensor(lengths: list[int] | np.ndarray, device=None) -> Tensor:
     return torch.as_tensor(np.asarray(lengths, dtype=np.int64), device=device)
+
+
+def codec_constants() -> dict:
+    """Huffman lengths and header sizes read from the installed real codec (no corpus needed)."""
+    img = np.full((16, 16, 3), 128, np.uint8)
+    tables = parse_dht(JpegCodec("4:2:0").encode(img, 75))
+    modes = {}
+    for sub in SUBSAMPLINGS:
+        d = JpegCodec(sub).encode(img[:, :, 0] if sub == "gray" else img, 75)
+        modes[sub] = {"header_bytes": len(d) - ecs_bytes(d), "stuffing": 1.0, "alpha": 2.0}
+    huffman = {
+        "dc_luma": tables[(0, 0)],
+        "ac_luma": tables[(1, 0)],
+        "dc_chroma": tables[(0, 1)],
+        "ac_chroma": tables[(1, 1)],
+    }
+    return {"huffman": huffman, "modes": modes}

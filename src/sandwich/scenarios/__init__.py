@@ -57,7 +57,8 @@ class Scenario:
     base: str
     quality_range: tuple[int, int]
     description: str
-    codec: str = "jpeg"
+    codec: str = "jpeg"  # the real codec, by its name in sandwich.codecs.CODECS
+    proxy: str = "jpeg"  # its differentiable twin, by its name in sandwich.proxies.PROXIES
     distortion: str = "mse"  # the default training loss (see sandwich.training.losses)
     bit_depth: int = 8  # bits per sample of the images in and out (the bottleneck stays 8-bit)
     channels: int = 3  # channels of the images in and out (6 for albedo + normals)

@@ -17,7 +17,7 @@ from PIL import Image
 from torch import Tensor
 
 from sandwich.errors import SandwichError
-from sandwich.io import ARRAY_SUFFIX, list_arrays, list_images
+from sandwich.media.files import ARRAY_SUFFIX, list_arrays, list_images
 
 
 def data_folders(data: str | Path | list[str] | list[Path]) -> list[Path]:
@@ -80,7 +80,7 @@ def list_image_files(data: str | Path | list[str] | list[Path]) -> list[Path]:
 def _read_rgb(path: Path) -> np.ndarray:
     """(H, W, 3) RGB of a training image: uint16 for 16-bit files (full precision), else uint8
     (anything Pillow reads, converted to RGB)."""
-    from sandwich.io import load_image, read_array, stored_bits
+    from sandwich.media.files import load_image, read_array, stored_bits
 
     if path.suffix.lower() == ARRAY_SUFFIX:
         return read_array(path)  # (H, W, N) uint8

@@ -39,12 +39,17 @@ class Dist:
         return self.world > 1
 
 
+def pick_device(name: str) -> torch.device:
+    """``"auto"``: CUDA when present, else the CPU; any other name as torch spells it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def init(device_name: str) -> tuple[Dist, torch.device]:
     """Join the process group if launched by torchrun; returns (Dist, this process's device)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        from sandwich.training.trainer import pick_device
-
         return Dist(), pick_device(device_name)
     local = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")

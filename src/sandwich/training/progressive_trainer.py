@@ -99,7 +99,7 @@ def load_val_crops(folder: str, device: torch.device) -> torch.Tensor | None:
     """Centre crops (N, 3, 256, 256), 0..255, of the images in ``folder`` (learning curve)."""
     if not folder:
         return None
-    from sandwich.io import load_rgb
+    from sandwich.media.files import load_rgb
     from sandwich.training.dataset import list_image_files
 
     crops = []

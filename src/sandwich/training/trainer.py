@@ -71,12 +71,6 @@ class TrainConfig:
     command: str = ""
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def build_model(cfg: TrainConfig) -> SandwichModel:
     model = SandwichModel(
         cfg.scenario,

@@ -24,21 +24,7 @@ class ZooEntry:
     weights: str | None = None  # file name in zoo/weights, None for analytic entries
     pre_widths: tuple[int, ...] = (16, 32)
     post_widths: tuple[int, ...] = (32, 64)
-    kind: str = "sandwich"  # "sandwich" (pre/post around a real codec) or "progressive"
-
-    @property
-    def codec(self) -> str:
-        if self.kind == "progressive":
-            return "learned (recurrent, 0.125 bpp/iteration raw)"
-        from sandwich.scenarios import get_scenario
-
-        s = get_scenario(self.scenario)
-        return (
-            f"JPEG {s.subsampling}"
-            + (f", 1/{s.downscale} size" if s.downscale > 1 else "")
-            + (f", {s.bit_depth}-bit image" if s.bit_depth > 8 else "")
-            + (f", {s.channels} channels in {s.planes} planes" if s.planes > 1 else "")
-        )
+    kind: str = "sandwich"  # the model type, a key of sandwich.models.registry.MODEL_TYPES
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -128,6 +114,17 @@ ZOO: dict[str, ZooEntry] = {
 DEFAULT_MODEL = "gray-jpeg"
 
 
+def high_bit_depth_models() -> list[str]:
+    """Names of the zoo models that take images of more than 8 bits per sample."""
+    from sandwich.scenarios import SCENARIOS
+
+    return [
+        e.name
+        for e in ZOO.values()
+        if e.scenario in SCENARIOS and SCENARIOS[e.scenario].bit_depth > 8
+    ]
+
+
 def weights_dir() -> Path:
     return Path(str(resources.files("sandwich.zoo") / "weights"))
 
@@ -146,8 +143,8 @@ def _local_entry(name: str) -> ZooEntry:
     try:
         meta = json.loads(side.read_text())
         kind = meta.get("kind", "sandwich")
-        scenario = "progressive" if kind == "progressive" else meta["config"]["scenario"]
-    except (ValueError, KeyError, TypeError):
+        scenario = meta["config"].get("scenario", kind)  # the progressive codec has none
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise SandwichError(f"{side}: not a sandwich weights sidecar") from None
     # the name goes into the files' marker (at most 255 bytes): keep the tail of a long path
     label = name if len(name.encode()) <= 255 else "/".join(Path(name).parts[-2:])[-255:]
@@ -177,25 +174,17 @@ def _weights_path(entry: ZooEntry) -> Path:
 
 def load_model(name: str, device: str = "cpu"):
     """The zoo model ``name`` or local weights ``*.safetensors`` (eval mode, on ``device``)."""
-    from sandwich.models.sandwich import SandwichModel
+    from sandwich.models.registry import build_model
     from sandwich.zoo.weights import load_weights
 
     entry = get_entry(name)
-    if entry.kind == "progressive":
-        from sandwich.zoo.weights import load_progressive_weights
-
-        path = _weights_path(entry)
-        if not path.is_file():
-            raise SandwichError(f"model {name!r} has no weights in this install ({path})")
-        return load_progressive_weights(path, name=entry.name, version=entry.version).to(device)
-    if entry.weights is None:
-        model = SandwichModel(
-            entry.scenario,
-            entry.pre_widths,
-            entry.post_widths,
-            name=entry.name,
-            version=entry.version,
-        )
+    if entry.weights is None:  # analytic: the untrained model of its scenario
+        config = {
+            "scenario": entry.scenario,
+            "pre_widths": list(entry.pre_widths),
+            "post_widths": list(entry.post_widths),
+        }
+        model = build_model(entry.kind, config, name=entry.name, version=entry.version)
         model.eval()
     else:
         path = _weights_path(entry)

@@ -9,12 +9,17 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from sandwich.errors import SandwichError
-from sandwich.models.sandwich import SandwichModel
+from sandwich.models.base import CodecModel
+from sandwich.models.registry import DEFAULT_KIND, build_model
 
 
-def save_weights(model: SandwichModel, path: Path, meta: dict | None = None) -> None:
-    """Write ``path`` (.safetensors, fp32) and ``path.with_suffix('.json')`` (config + meta)."""
-    _save(model, path, {"config": model.config(), **(meta or {})})
+def save_weights(model: CodecModel, path: Path, meta: dict | None = None) -> None:
+    """Write ``path`` (.safetensors, fp32) and ``path.with_suffix('.json')`` (config + meta).
+
+    Sandwich sidecars record no ``kind`` (the default type), as they always have; other types
+    record theirs first."""
+    head = {} if model.kind == DEFAULT_KIND else {"kind": model.kind}
+    _save(model, path, {**head, "config": model.config(), **(meta or {})})
 
 
 def _save(model, path: Path, side: dict) -> None:
@@ -33,45 +38,23 @@ def _load_state(model, path: Path):
     return model
 
 
-def load_weights(path: Path, name: str = "local", version: int = 0) -> SandwichModel:
-    """Build a :class:`SandwichModel` from a .safetensors file and its JSON sidecar."""
+def read_sidecar(path: Path) -> dict:
+    """The JSON sidecar of weights ``path`` (``path`` with suffix .json)."""
     side_path = path.with_suffix(".json")
     if not path.exists() or not side_path.exists():
         raise SandwichError(f"{path}: weights or their .json sidecar are missing")
-    side = json.loads(side_path.read_text())
-    cfg = side["config"]
-    model = SandwichModel(
-        cfg["scenario"],
-        tuple(cfg["pre_widths"]),
-        tuple(cfg["post_widths"]),
-        rounding=cfg.get("rounding", "ste"),
-        quality_input=cfg.get("quality_input", False),
-        activation=cfg.get("activation", "relu"),
-        name=name,
-        version=version,
-    )
+    return json.loads(side_path.read_text())
+
+
+def load_weights(path: Path, name: str = "local", version: int = 0) -> CodecModel:
+    """Build the model a .safetensors file and its JSON sidecar describe (any registered type:
+    the sidecar's ``kind``) and load its weights, in eval mode."""
+    side = read_sidecar(path)
+    model = build_model(side.get("kind", DEFAULT_KIND), side["config"], name, version)
     return _load_state(model, path)
 
 
-def save_progressive_weights(model, path: Path, meta: dict | None = None) -> None:
-    """Like :func:`save_weights` for a :class:`~sandwich.models.progressive.ProgressiveCodec`."""
-    _save(model, path, {"kind": "progressive", "config": model.config(), **(meta or {})})
+save_progressive_weights = save_weights  # one writer for every model type
 
 
-def load_progressive_weights(path: Path, name: str = "local", version: int = 0):
-    """Build a :class:`~sandwich.models.progressive.ProgressiveCodec` from weights + sidecar."""
-    from sandwich.models.progressive import ProgressiveCodec, ProgressiveConfig
-
-    side_path = path.with_suffix(".json")
-    if not path.exists() or not side_path.exists():
-        raise SandwichError(f"{path}: weights or their .json sidecar are missing")
-    cfg = json.loads(side_path.read_text())["config"]
-    conf = ProgressiveConfig(
-        enc_widths=tuple(cfg["enc_widths"]),
-        dec_widths=tuple(cfg["dec_widths"]),
-        unit=cfg["unit"],
-        mode=cfg["mode"],
-        bits=cfg["bits"],
-        max_iterations=cfg["max_iterations"],
-    )
-    return _load_state(ProgressiveCodec(conf, name=name, version=version), path)
+load_progressive_weights = load_weights  # the sidecar says which type to build

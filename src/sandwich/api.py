@@ -1,0 +1,328 @@
+"""The library calls behind the CLI: compress and decompress files or folders, evaluate a set.
+
+Every call works for any model type of :mod:`sandwich.models.registry` (the sandwich, the
+progressive codec, next their clip versions): what a model takes, how its rate is controlled and
+which files it reads are asked of the model, never switched on its kind. Errors are
+:class:`~sandwich.errors.SandwichError` with one line that says what to do; outputs are written
+through a temporary file and a rename, never over an existing file without ``force``.
+
+    >>> from sandwich import api
+    >>> api.compress("photo.png", "photo.jpg", model="gray-jpeg", value=50)   # doctest: +SKIP
+    >>> api.decompress("photo.jpg", "back.png")                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sandwich.errors import SandwichError
+
+ARRAY_SUFFIX = ".npy"
+
+
+@dataclass(frozen=True)
+class Done:
+    """One file handled: ``src`` -> ``dst`` by ``model`` (None: decoded as a plain file) at
+    knob ``value`` (None when decoding), ``bpp`` bits per pixel of the file (compress), and a
+    few words for messages (``note``) and a warning, if any."""
+
+    src: Path
+    dst: Path
+    model: str | None
+    value: float | None = None
+    knob: str = ""
+    bpp: float | None = None
+    note: str = ""
+    warning: str = ""
+
+    def message(self) -> str:
+        """The line the CLI prints for this file."""
+        if self.bpp is not None:  # compressed
+            v = int(self.value) if float(self.value).is_integer() else self.value
+            what = f"q={v}" if self.knob == "quality" else f"{v} {self.knob}"
+            return f"{self.src} -> {self.dst}: {self.model} {what}, {self.bpp:.4f} bpp"
+        if self.model is None:
+            return f"{self.src} -> {self.dst}: {self.note}"
+        return f"{self.src} -> {self.dst}: {self.model}" + (f", {self.note}" if self.note else "")
+
+
+Report = Callable[[Done], None]
+ErrorReport = Callable[[str], None]
+
+
+# ---------------------------------------------------------------------------- inputs and pairs
+def load_input(model, path: Path) -> np.ndarray:
+    """The image file ``path`` as ``model`` takes it: (H, W, N) uint8 arrays (``.npy``) for
+    N-channel models, 16-bit RGB (8-bit files scaled by 257) for high-bit-depth ones, 8-bit RGB
+    otherwise."""
+    from sandwich.media.files import load_array, load_rgb, load_rgb16
+    from sandwich.zoo import high_bit_depth_models
+
+    if model.channels != 3:
+        return load_array(path, model.channels, f"model {model.name!r}")
+    if path.suffix.lower() == ARRAY_SUFFIX:
+        raise SandwichError(
+            f"{path}: is a .npy array; model {model.name!r} takes RGB image files (PNG, JPEG, ...)"
+        )
+    if model.bit_depth > 8:
+        return load_rgb16(path)
+    hint = ", ".join(high_bit_depth_models()) or "sandwich train --scenario hdr16"
+    return load_rgb(path, deep_hint=f"({hint})")
+
+
+def _folder_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise SandwichError(f"{out}: input is a folder, so the output must be a folder too")
+
+
+def pairs(inp: Path, out: Path, suffix: str, arrays: bool = False) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: a file to a file (or into a folder), or a folder's images (its
+    ``.npy`` arrays when ``arrays``) to a folder, created if needed."""
+    from sandwich.media.files import expand_images, list_arrays
+
+    if inp.is_dir():
+        _folder_out(out)
+        if arrays:
+            files = list_arrays(inp)
+            if not files:
+                raise SandwichError(f"{inp}: no .npy arrays in this folder")
+        else:
+            files = expand_images([inp])
+        out.mkdir(parents=True, exist_ok=True)
+        return [(f, out / (f.stem + suffix)) for f in files]
+    if not inp.exists():
+        raise SandwichError(f"{inp}: no such file")
+    if out.is_dir():
+        return [(inp, out / (inp.stem + suffix))]
+    return [(inp, out)]
+
+
+def run_each(
+    todo: list[tuple[Path, Path]],
+    fn: Callable[[Path, Path], Done],
+    report: Report | None,
+    on_error: ErrorReport | None,
+) -> list[Done]:
+    """``fn`` on every pair. One pair: its error is raised. Several: each error is reported
+    (``on_error``) and the others go on; then one error says how many failed."""
+    done, failed = [], 0
+    for src, dst in todo:
+        try:
+            d = fn(src, dst)
+        except SandwichError as e:
+            if len(todo) == 1:
+                raise
+            if on_error is not None:
+                on_error(str(e))
+            failed += 1
+            continue
+        done.append(d)
+        if report is not None:
+            report(d)
+    if failed:
+        raise SandwichError(f"{failed} of {len(todo)} file(s) failed")
+    return done
+
+
+# ---------------------------------------------------------------------------------- compress
+def check_knob(model, value: float | None, option: str | None = None) -> None:
+    """Refuse a knob value outside the model's range, naming the option (``--quality``)."""
+    if value is None:
+        return
+    knob = model.knob
+    if value not in knob:
+        flag = option or f"--{knob.name}"
+        lo, hi = int(knob.lo), int(knob.hi)
+        raise SandwichError(
+            f"{flag} {value}: {model.name} takes {lo}..{hi}"
+            if knob.name != "quality"
+            else f"{flag} {value}: use {lo}..{hi}"
+        )
+
+
+def compress(
+    inp: str | Path,
+    out: str | Path,
+    model: str | None = None,
+    value: float | None = None,
+    target_bpp: float | None = None,
+    force: bool = False,
+    report: Report | None = None,
+    on_error: ErrorReport | None = None,
+) -> list[Done]:
+    """Compress an image file (or a folder of them) with a zoo model or local weights.
+
+    Args:
+        inp, out: a file and its output file (or a folder to write into), or two folders.
+        model: zoo name or ``*.safetensors`` (default: the zoo's default model).
+        value: the model's knob (``model.knob``: JPEG quality, iterations); default
+            ``model.default_knob``.
+        target_bpp: instead of ``value``, the largest file of at most this many bits per pixel.
+        force: overwrite existing outputs.
+        report, on_error: called with each file done / each error (folders go on after one).
+    """
+    from sandwich.media.files import atomic_write_bytes, check_writable
+    from sandwich.zoo import DEFAULT_MODEL, load_model
+
+    if target_bpp is not None and not target_bpp > 0:
+        raise SandwichError(f"--target-bpp {target_bpp}: must be positive")
+    net = load_model(model or DEFAULT_MODEL)
+    if value is not None and target_bpp is not None:
+        raise SandwichError(f"give --{net.knob.name} or --target-bpp, not both")
+    check_knob(net, value)
+    todo = pairs(Path(inp), Path(out), net.file_suffix, arrays=net.channels != 3)
+
+    def one(src: Path, dst: Path) -> Done:
+        check_writable(dst, force)
+        img = load_input(net, src)
+        pixels = img.shape[0] * img.shape[1]
+        if target_bpp is not None:
+            v, data = net.compress_to_bpp(img, target_bpp)
+        else:
+            v = net.default_knob if value is None else value
+            data = net.compress(img, v)
+        atomic_write_bytes(dst, data, force)
+        return Done(src, dst, net.name, v, net.knob.name, 8 * len(data) / pixels)
+
+    return run_each(todo, one, report, on_error)
+
+
+# -------------------------------------------------------------------------------- decompress
+class _Models:
+    """Models loaded once per call, by name, with the decoding options applied."""
+
+    def __init__(self, ensemble: int):
+        self.ensemble, self.cache = ensemble, {}
+
+    def get(self, name: str):
+        from sandwich.zoo import load_model
+
+        if name not in self.cache:
+            net = load_model(name)
+            if hasattr(net, "ensemble"):
+                net.ensemble = self.ensemble
+            self.cache[name] = net
+        return self.cache[name]
+
+
+def decompress_file(
+    src: Path,
+    dst: Path,
+    model: str | None = None,
+    ensemble: int = 1,
+    any_version: bool = False,
+    force: bool = False,
+    models: _Models | None = None,
+) -> Done:
+    """Decode one file to an image (``.png``; ``.npy`` for N-channel models), the model read from
+    the file (``model`` for files that name none; a plain file without either decodes as its
+    codec does)."""
+    from sandwich.media.files import check_writable, save_npy, save_png
+    from sandwich.models.registry import identify_file, known_formats
+
+    models = models or _Models(ensemble)
+    check_writable(dst, force)
+    if not src.is_file():
+        raise SandwichError(f"{src}: no such file")
+    data = src.read_bytes()
+    try:
+        found = identify_file(data)
+    except SandwichError as e:
+        raise SandwichError(f"{src}: {e}") from None
+    if found is None:
+        raise SandwichError(f"{src}: not a {known_formats()} file; decode files sandwich wrote")
+    kind, fmt, name, version = found
+    name = name or model
+    if name is None:
+        try:
+            img = kind.decode_plain(data)
+        except SandwichError as e:
+            raise SandwichError(f"{src}: {e}") from None
+        save_png(dst, img, force)
+        return Done(src, dst, None, note=f"plain {fmt} (no sandwich marker)")
+    try:
+        net = models.get(name)
+    except SandwichError as e:
+        raise SandwichError(f"{src}: {e}") from None
+    warning = ""
+    if version is not None and version != net.version:
+        made = f"{src}: made by {name} version {version}, this install has "
+        if not any_version:
+            raise SandwichError(
+                made + f"version {net.version}; decode with it anyway by --any-version"
+            )
+        warning = f"{made}version {net.version}; decoding with it"
+    if net.output_suffix != dst.suffix.lower() and net.output_suffix == ARRAY_SUFFIX:
+        raise SandwichError(
+            f"{dst}: model {name} returns {net.channels}-channel images; "
+            "give an output ending in .npy"
+        )
+    try:
+        img, note = net.decompress_with_note(data)
+    except SandwichError as e:
+        raise SandwichError(f"{src}: {e}") from None
+    (save_npy if dst.suffix.lower() == ARRAY_SUFFIX else save_png)(dst, img, force)
+    return Done(src, dst, name, note=note, warning=warning)
+
+
+DECODABLE = (".jpg", ".jpeg", ".sndr")
+
+
+def decompress(
+    inp: str | Path,
+    out: str | Path,
+    model: str | None = None,
+    ensemble: int = 1,
+    any_version: bool = False,
+    force: bool = False,
+    report: Report | None = None,
+    on_error: ErrorReport | None = None,
+) -> list[Done]:
+    """Decode a file (or a folder of ``.jpg`` / ``.sndr`` files) to images; see
+    :func:`decompress_file`. ``ensemble`` > 1 averages that many post-processor passes (sandwich
+    models). In a folder, N-channel outputs are written as ``NAME.npy``."""
+    from sandwich.nets.ensemble import check_ensemble
+
+    try:
+        check_ensemble(ensemble)
+    except ValueError as e:
+        raise SandwichError(f"--ensemble: {e}") from None
+    inp, out = Path(inp), Path(out)
+    if inp.is_dir():
+        files = sorted(f for f in inp.iterdir() if f.suffix.lower() in DECODABLE)
+        if not files:
+            raise SandwichError(f"{inp}: no .jpg or .sndr files in this folder")
+        _folder_out(out)
+        out.mkdir(parents=True, exist_ok=True)
+        todo = [(f, out / (f.stem + ".png")) for f in files]
+    else:
+        todo = pairs(inp, out, ".png")
+    models = _Models(ensemble)
+
+    def one(src: Path, dst: Path) -> Done:
+        if inp.is_dir():
+            dst = _folder_output(src, dst, model, models)
+        return decompress_file(src, dst, model, ensemble, any_version, force, models)
+
+    return run_each(todo, one, report, on_error)
+
+
+def _folder_output(src: Path, dst: Path, model: str | None, models: _Models) -> Path:
+    """In a folder, an N-channel model's output is ``NAME.npy`` instead of ``NAME.png``."""
+    from sandwich.models.registry import identify_file
+
+    try:
+        found = identify_file(src.read_bytes())
+    except (SandwichError, OSError):
+        return dst  # decompress_file reports it
+    name = (found[2] if found else None) or model
+    if name is None:
+        return dst
+    try:
+        return dst.with_suffix(models.get(name).output_suffix)
+    except SandwichError:
+        return dst

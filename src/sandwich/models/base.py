@@ -1,0 +1,137 @@
+"""The interface every model of sandwich implements, as CompressAI's models do.
+
+``forward`` trains (differentiable; the model's own output type), ``compress`` turns one image
+into the bytes of a file and ``decompress`` turns them back. The rest tells callers (the library
+API, the CLI, the evaluation harness) what to feed the model and how its rate is controlled, so
+that none of them needs to know which kind of model it holds.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from torch import nn
+
+from sandwich.codecs.base import Knob
+from sandwich.errors import SandwichError
+
+
+class CodecModel(nn.Module):
+    """Base of the sandwich and the progressive codec (and next, their clip versions).
+
+    Class attributes:
+        kind: the model type's key in :data:`sandwich.models.registry.MODEL_TYPES`, recorded in
+            weight sidecars.
+        file_suffix: suffix of the files ``compress`` writes (``.jpg``, ``.sndr``).
+
+    Instances have ``name`` and ``version`` (recorded in the files they write).
+    """
+
+    kind: ClassVar[str] = ""
+    file_suffix: ClassVar[str] = ".bin"
+    name: str
+    version: int
+
+    # ---- what the model takes and returns -------------------------------------------------
+    @property
+    def channels(self) -> int:
+        """Channels of the images in and out (3 for RGB; 6 for albedo + normals)."""
+        return 3
+
+    @property
+    def bit_depth(self) -> int:
+        """Bits per sample of the images in and out (8, or 16 for high-bit-depth models)."""
+        return 8
+
+    @property
+    def output_suffix(self) -> str:
+        """Suffix of decoded outputs: ``.png`` for RGB images, ``.npy`` for N-channel arrays."""
+        return ".png" if self.channels == 3 else ".npy"
+
+    # ---- rate control ------------------------------------------------------------------------
+    @property
+    def knob(self) -> Knob:
+        """What :meth:`compress`'s ``value`` means (JPEG quality 1..100, iterations 1..K)."""
+        raise NotImplementedError
+
+    @property
+    def default_knob(self) -> float:
+        """The knob value used when the caller gives none."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One line for tables: what carries the bits (e.g. ``JPEG 4:0:0``)."""
+        return self.kind
+
+    # ---- real use ----------------------------------------------------------------------------
+    def compress(self, image: np.ndarray, value: float) -> bytes:
+        """An (H, W, C) image -> the bytes of a file, at knob ``value``."""
+        raise NotImplementedError
+
+    def decompress(self, data: bytes) -> np.ndarray:
+        """The bytes of a file -> the (H, W, C) image."""
+        raise NotImplementedError
+
+    def decompress_with_note(self, data: bytes) -> tuple[np.ndarray, str]:
+        """:meth:`decompress` and a few words on what was decoded (for messages), or ""."""
+        return self.decompress(data), ""
+
+    def compress_to_bpp(self, image: np.ndarray, target_bpp: float) -> tuple[float, bytes]:
+        """(knob value, file) of the largest file of at most ``target_bpp`` bits per pixel.
+
+        Bisection over the knob's legal values with the real codec (the file size grows
+        monotonically along :meth:`Knob.values`). Raises :class:`SandwichError` when even the
+        smallest file is larger.
+        """
+        pixels = image.shape[0] * image.shape[1]
+        values = self.knob.values()
+        lo, hi, best = 0, len(values) - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            data = self.compress(image, _number(values[mid]))
+            if 8 * len(data) / pixels <= target_bpp:
+                best = (_number(values[mid]), data)
+                lo = mid + 1
+            else:
+                hi = mid - 1
+        if best is None:
+            smallest = self.compress(image, _number(values[0]))
+            raise SandwichError(
+                f"--target-bpp {target_bpp} is below the smallest file this model makes "
+                f"({8 * len(smallest) / pixels:.3f} bpp at {self.knob.name} "
+                f"{_number(values[0])})"
+            )
+        return best
+
+    # ---- files -------------------------------------------------------------------------------
+    @classmethod
+    def identify(cls, data: bytes) -> tuple[str, str | None, int | None] | None:
+        """Whether ``data`` is a file of this model type: None if not, else (format name, the
+        model named in the file or None for a plain file, its version or None if the file does
+        not record it). Raises :class:`SandwichError` for a file of this type whose tag is
+        corrupt."""
+        return None
+
+    @classmethod
+    def formats(cls) -> list[str]:
+        """Names of the file formats this model type writes (for messages)."""
+        return []
+
+    @classmethod
+    def decode_plain(cls, data: bytes) -> np.ndarray:
+        """Decode a plain file of this type's format (no model named in it) as the standard
+        codec would."""
+        raise SandwichError("this file names no model; give one with --model")
+
+    @classmethod
+    def from_config(cls, config: dict, name: str = "local", version: int = 0) -> CodecModel:
+        """A new (untrained) model from :meth:`config`'s dictionary, as weight sidecars store it."""
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        raise NotImplementedError
+
+
+def _number(v: float) -> int | float:
+    return int(v) if float(v).is_integer() else float(v)
