@@ -147,7 +147,7 @@ def check_knob(model, value: float | None, option: str | None = None) -> None:
 def compress(
     inp: str | Path,
     out: str | Path,
-    model: str | None = None,
+    model=None,
     value: float | None = None,
     target_bpp: float | None = None,
     force: bool = False,
@@ -158,7 +158,7 @@ def compress(
 
     Args:
         inp, out: a file and its output file (or a folder to write into), or two folders.
-        model: zoo name or ``*.safetensors`` (default: the zoo's default model).
+        model: zoo name, ``*.safetensors`` or a loaded model (default: the zoo's default).
         value: the model's knob (``model.knob``: JPEG quality, iterations); default
             ``model.default_knob``.
         target_bpp: instead of ``value``, the largest file of at most this many bits per pixel.
@@ -170,7 +170,7 @@ def compress(
 
     if target_bpp is not None and not target_bpp > 0:
         raise SandwichError(f"--target-bpp {target_bpp}: must be positive")
-    net = load_model(model or DEFAULT_MODEL)
+    net = load_model(model or DEFAULT_MODEL) if model is None or isinstance(model, str) else model
     if value is not None and target_bpp is not None:
         raise SandwichError(f"give --{net.knob.name} or --target-bpp, not both")
     check_knob(net, value)
@@ -269,9 +269,6 @@ def decompress_file(
     return Done(src, dst, name, note=note, warning=warning)
 
 
-DECODABLE = (".jpg", ".jpeg", ".sndr")
-
-
 def decompress(
     inp: str | Path,
     out: str | Path,
@@ -285,6 +282,7 @@ def decompress(
     """Decode a file (or a folder of ``.jpg`` / ``.sndr`` files) to images; see
     :func:`decompress_file`. ``ensemble`` > 1 averages that many post-processor passes (sandwich
     models). In a folder, N-channel outputs are written as ``NAME.npy``."""
+    from sandwich.models.registry import known_suffixes
     from sandwich.nets.ensemble import check_ensemble
 
     try:
@@ -293,9 +291,10 @@ def decompress(
         raise SandwichError(f"--ensemble: {e}") from None
     inp, out = Path(inp), Path(out)
     if inp.is_dir():
-        files = sorted(f for f in inp.iterdir() if f.suffix.lower() in DECODABLE)
+        suffixes = known_suffixes()
+        files = sorted(f for f in inp.iterdir() if f.suffix.lower() in suffixes)
         if not files:
-            raise SandwichError(f"{inp}: no .jpg or .sndr files in this folder")
+            raise SandwichError(f"{inp}: no {' or '.join(suffixes)} files in this folder")
         _folder_out(out)
         out.mkdir(parents=True, exist_ok=True)
         todo = [(f, out / (f.stem + ".png")) for f in files]

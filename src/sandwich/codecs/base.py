@@ -101,6 +101,7 @@ class RealImageCodec(ImageCodec):
     """A standard codec: bytes in and out; ``forward`` runs it image by image (no gradients)."""
 
     extension: str = ".bin"
+    suffixes: tuple[str, ...] = ()  # file name suffixes of the format (default: extension)
     format_name: str = "coded"  # how messages name the format ("JPEG")
     max_side: int = 65535  # largest height or width the format stores
 

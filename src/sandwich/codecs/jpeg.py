@@ -31,6 +31,7 @@ class JpegCodec(RealImageCodec):
     differentiable = False
     knob = Knob("quality", 1, 100, label="JPEG quality")
     format_name = "JPEG"
+    suffixes = (".jpg", ".jpeg")
     max_side = 65535  # a JPEG frame stores its height and width in 16 bits
 
     def __init__(self, subsampling: str = "4:2:0", qtables: list[np.ndarray] | None = None):

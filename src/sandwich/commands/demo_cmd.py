@@ -42,7 +42,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         model: str = typer.Option(None, "--model", "-m", help="zoo model (default: gray-jpeg)"),
-        quality: int = typer.Option(50, "--quality", "-q", help="JPEG quality of the bottleneck"),
+        quality: int = typer.Option(
+            50, "--quality", "-q", help="codec quality of the bottleneck (JPEG 1..100)"
+        ),
         image: Path = typer.Option(None, help="image to use (default: the bundled sample)"),
         out: Path = typer.Option(Path("sandwich-demo.png"), "-o", "--output"),
         force: bool = typer.Option(False, help="overwrite the output"),
@@ -50,17 +52,21 @@ def register(app: typer.Typer) -> None:
         """Compress the bundled sample; print bpp/PSNR vs plain JPEG; write a side-by-side PNG."""
         from rich.table import Table
 
+        from sandwich.api import check_knob
         from sandwich.errors import SandwichError
         from sandwich.evaluation.metrics import psnr
         from sandwich.media.files import check_writable, load_rgb, save_png, to_8bit
         from sandwich.zoo import DEFAULT_MODEL, load_model
 
-        if not 1 <= quality <= 100:
-            raise SandwichError(f"--quality {quality}: use 1..100")
+        net = load_model(model or DEFAULT_MODEL)
+        if not hasattr(net, "bottleneck_image"):
+            raise SandwichError(
+                f"{net.name} has no bottleneck to show; the demo takes sandwich models"
+            )
+        check_knob(net, quality, "--quality")
         check_writable(out, force)
         img = load_rgb(image or sample_path())
         h, w = img.shape[:2]
-        net = load_model(model or DEFAULT_MODEL)
         data = net.compress(img, quality)
         rec = to_8bit(net.decompress(data))  # a 16-bit model's output, shown in 8 bits
         bpp = 8 * len(data) / (h * w)

@@ -47,7 +47,8 @@ def register(app: typer.Typer) -> None:
 
         name = model or DEFAULT_MODEL
         given = {"quality": quality, "iterations": iterations}
-        knob = load_model(name).knob.name  # unknown models fail here, before any work
+        net = load_model(name)  # unknown models fail here, before any work
+        knob = net.knob.name
         for flag, v in given.items():
             if v is not None and flag != knob:
                 raise SandwichError(
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
         value = given.get(knob)
         if value is not None and target_bpp is not None:
             raise SandwichError(f"give --{knob} or --target-bpp, not both")
-        api.compress(inp, out, name, value, target_bpp, force, report=_echo, on_error=_error)
+        api.compress(inp, out, net, value, target_bpp, force, report=_echo, on_error=_error)
 
     @app.command()
     def decompress(

@@ -119,6 +119,12 @@ class CodecModel(nn.Module):
         return []
 
     @classmethod
+    def suffixes(cls) -> tuple[str, ...]:
+        """File name suffixes of the files this model type writes (what a folder decode
+        picks up)."""
+        return (cls.file_suffix,)
+
+    @classmethod
     def decode_plain(cls, data: bytes) -> np.ndarray:
         """Decode a plain file of this type's format (no model named in it) as the standard
         codec would."""

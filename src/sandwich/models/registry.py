@@ -48,3 +48,8 @@ def known_formats() -> str:
     """The formats sandwich decodes, for messages: ``JPEG or progressive (.sndr)``."""
     names = [f for cls in MODEL_TYPES.values() for f in cls.formats()]
     return ", ".join(names[:-1]) + (" or " if len(names) > 1 else "") + names[-1]
+
+
+def known_suffixes() -> tuple[str, ...]:
+    """Suffixes of every file a model type writes (``.jpg``, ``.jpeg``, ``.sndr``)."""
+    return tuple(dict.fromkeys(x for cls in MODEL_TYPES.values() for x in cls.suffixes()))

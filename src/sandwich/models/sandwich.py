@@ -133,8 +133,12 @@ class SandwichModel(CodecModel):
         self.ensemble = 1
 
     kind = "sandwich"
-    file_suffix = ".jpg"
     DEFAULT_QUALITY = 75
+
+    @property
+    def file_suffix(self) -> str:  # type: ignore[override]
+        """The real codec's file suffix (``.jpg``)."""
+        return self.real.extension
 
     @classmethod
     def from_config(cls, config: dict, name: str = "local", version: int = 0) -> SandwichModel:
@@ -179,6 +183,10 @@ class SandwichModel(CodecModel):
     @classmethod
     def formats(cls) -> list[str]:
         return [c.format_name for c in cls.tagged_codecs()]
+
+    @classmethod
+    def suffixes(cls) -> tuple[str, ...]:
+        return tuple(x for c in cls.tagged_codecs() for x in (c.suffixes or (c.extension,)))
 
     @classmethod
     def identify(cls, data: bytes) -> tuple[str, str | None, int | None] | None:
