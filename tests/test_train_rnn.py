@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sandwich.training.progressive_trainer import ProgressiveTrainConfig, train_progressive
+from sandwich.training.loop import run
+from sandwich.training.progressive_task import ProgressiveTask, ProgressiveTrainConfig
 
 
 def _data(folder: Path, sample: np.ndarray) -> Path:
@@ -58,6 +59,10 @@ def test_train_rnn_cli_with_learning_curve(run_cli, check_error, tmp_path: Path,
         assert bad in check_error(code, err)
     code, _, err = run_cli([*argv[:-4], "--patch", "40", "--force"])
     assert "multiple of 16" in check_error(code, err)
+
+
+def train_progressive(cfg: ProgressiveTrainConfig, **kwargs):
+    return run(ProgressiveTask(cfg), **kwargs)
 
 
 def test_train_rnn_resume_is_exact(tmp_path: Path, sample_full: np.ndarray) -> None:
