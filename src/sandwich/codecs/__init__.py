@@ -1,4 +1,5 @@
-"""Real image codecs behind one interface, and a registry to pick them by name.
+"""Real codecs behind one interface, and registries to pick them by name: image codecs in
+:data:`CODECS`, clip codecs (x264, x265 through PyAV) in :data:`CLIP_CODECS`.
 
 The optional back ends (pillow-heif, pillow-jxl-plugin, imagecodecs) are imported when a codec
 is constructed, so importing this package never fails for lack of one of them.
@@ -12,6 +13,7 @@ from sandwich.codecs.heic import HeicCodec
 from sandwich.codecs.jpeg import JpegCodec
 from sandwich.codecs.jpeg12 import Jpeg12Codec
 from sandwich.codecs.jxl import JxlCodec
+from sandwich.codecs.video import CLIP_CODECS, X264Codec, X265Codec
 from sandwich.codecs.webp import WebpCodec
 from sandwich.errors import SandwichError
 
@@ -35,6 +37,7 @@ def get_codec(name: str, **kwargs) -> RealImageCodec:
 
 
 __all__ = [
+    "CLIP_CODECS",
     "CODECS",
     "AvifCodec",
     "CodecOutput",
@@ -45,5 +48,7 @@ __all__ = [
     "JxlCodec",
     "RealImageCodec",
     "WebpCodec",
+    "X264Codec",
+    "X265Codec",
     "get_codec",
 ]
