@@ -75,13 +75,14 @@ def progressive_complexity(model, size: int = 64) -> dict:
     return {"params": count_params(model), "macs_per_pixel": macs}
 
 
-# the measure of each model type, by its registry key (sandwich.models.registry.MODEL_TYPES)
-MEASURES = {
-    "sandwich": lambda model: sandwich_complexity(model, size=64),
-    "progressive": progressive_complexity,
-}
-
-
 def complexity(model) -> dict:
     """Params and MACs/pixel of any registered model type (as ``sandwich models`` lists them)."""
-    return MEASURES[model.kind](model)
+    from sandwich.models.progressive import ProgressiveCodec
+    from sandwich.models.registry import for_type
+    from sandwich.models.sandwich import SandwichModel
+
+    measures = {  # the measure of each model type (sandwich.models.registry.MODEL_TYPES)
+        SandwichModel: lambda m: sandwich_complexity(m, size=64),
+        ProgressiveCodec: progressive_complexity,
+    }
+    return for_type(measures, model)(model)

@@ -16,11 +16,14 @@ from sandwich.errors import SandwichError
 from sandwich.evaluation.baselines import BASELINES, ModelPipeline
 from sandwich.evaluation.progressive_eval import ProgressivePipeline
 from sandwich.evaluation.specs import DEFAULT_QUALITIES, parse_ints, split_model_spec
+from sandwich.models.progressive import ProgressiveCodec
+from sandwich.models.registry import for_type
+from sandwich.models.sandwich import SandwichModel
 
 # the evaluation pipeline of each model type (sandwich.models.registry.MODEL_TYPES)
 PIPELINES = {
-    "sandwich": ModelPipeline,
-    "progressive": ProgressivePipeline,
+    SandwichModel: ModelPipeline,
+    ProgressiveCodec: ProgressivePipeline,
 }
 
 
@@ -93,7 +96,7 @@ def model_pipeline(spec: str, net):
 
         pipe = TransplantPipeline(net, other_codec, spec)
     else:
-        pipe = PIPELINES[net.kind](net, spec)
+        pipe = for_type(PIPELINES, net)(net, spec)
     if members > 1:
         net.ensemble = members
     return pipe

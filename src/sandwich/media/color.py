@@ -79,7 +79,9 @@ def rgb_to_yuv(x: Tensor, standard: str = "bt709", full_range: bool = False) -> 
     m = _matrix(BT709_LUMA if standard == "bt709" else BT601_LUMA).to(x)
     y = torch.einsum("ij,njhw->nihw", m, x)
     if not full_range:
-        scale = torch.tensor([219.0 / 255.0, 224.0 / 255.0, 224.0 / 255.0]).to(x)
+        scale = torch.tensor([219.0 / 255.0, 224.0 / 255.0, 224.0 / 255.0], dtype=torch.float64).to(
+            x
+        )
         y = y * scale.view(1, 3, 1, 1) + torch.tensor([16.0, 0.0, 0.0]).to(x).view(1, 3, 1, 1)
     return y + torch.tensor([0.0, 128.0, 128.0]).to(x).view(1, 3, 1, 1)
 
@@ -89,7 +91,9 @@ def yuv_to_rgb(x: Tensor, standard: str = "bt709", full_range: bool = False) -> 
     y = x - torch.tensor([0.0, 128.0, 128.0]).to(x).view(1, 3, 1, 1)
     if not full_range:
         y = y - torch.tensor([16.0, 0.0, 0.0]).to(x).view(1, 3, 1, 1)
-        scale = torch.tensor([255.0 / 219.0, 255.0 / 224.0, 255.0 / 224.0]).to(x)
+        scale = torch.tensor([255.0 / 219.0, 255.0 / 224.0, 255.0 / 224.0], dtype=torch.float64).to(
+            x
+        )
         y = y * scale.view(1, 3, 1, 1)
     m = torch.linalg.inv(_matrix(BT709_LUMA if standard == "bt709" else BT601_LUMA)).to(x)
     return torch.einsum("ij,njhw->nihw", m, y)

@@ -53,3 +53,12 @@ def known_formats() -> str:
 def known_suffixes() -> tuple[str, ...]:
     """Suffixes of every file a model type writes (``.jpg``, ``.jpeg``, ``.sndr``)."""
     return tuple(dict.fromkeys(x for cls in MODEL_TYPES.values() for x in cls.suffixes()))
+
+
+def for_type(table: dict, model):
+    """The value ``table`` holds for ``model``'s type (or the nearest base class it lists): how
+    other layers attach their own piece to each model type without naming kinds."""
+    for cls in type(model).__mro__:
+        if cls in table:
+            return table[cls]
+    raise SandwichError(f"{type(model).__name__} has no entry here; register its model type")
