@@ -195,14 +195,17 @@ def test_cli_round_trip_through_one_jpeg(run_cli, weights: Path, npy, tmp_path: 
     with Image.open(jpg) as im:  # a standard JPEG any viewer opens: two planes, one above
         im.load()
         assert im.format == "JPEG" and im.mode == "RGB" and im.size == (48, 2 * 40)
-    code, _, _ = run_cli(["decompress", jpg, "-o", back])
+    # the file names local weights: the decoder loads them only when the user names them too
+    code, _, err = run_cli(["decompress", jpg, "-o", back])
+    assert code != 0 and "not a zoo model" in err and not back.exists()
+    code, _, _ = run_cli(["decompress", jpg, "-o", back, "-m", weights])
     assert code == 0
     rec = np.load(back)
     _, ref = PlanesJpegBaseline(6, 2, "material-jpeg").roundtrip(img, 60)
     assert rec.shape == (40, 48, 6) and np.array_equal(rec, ref)
     assert psnr(img, rec) > 30
     # a folder of JPEGs decodes to NAME.npy
-    code, _, _ = run_cli(["decompress", tmp_path, "-o", tmp_path / "dec"])
+    code, _, _ = run_cli(["decompress", tmp_path, "-o", tmp_path / "dec", "-m", weights])
     assert code == 0 and (tmp_path / "dec" / "mat.npy").is_file()
 
 
@@ -234,7 +237,7 @@ def test_cli_bad_inputs(
     else:
         jpg = tmp_path / "m.jpg"
         jpg.write_bytes(_model_for(weights).compress(_material_image(16, 16), 50))
-        argv = ["decompress", jpg, "-o", tmp_path / "o.png"]
+        argv = ["decompress", jpg, "-o", tmp_path / "o.png", "-m", weights]
     code, _, err = run_cli(argv)
     assert words in check_error(code, err)
     assert not (tmp_path / "o.jpg").exists() and not (tmp_path / "o.png").exists()

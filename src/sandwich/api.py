@@ -209,6 +209,23 @@ class _Models:
         return self.cache[name]
 
 
+def _choose_model(src: Path, named: str | None, model: str | None) -> str | None:
+    """The model to decode ``src`` with: the zoo model the file names; the user's ``model`` for a
+    file that names none, or names weights outside the zoo (a file never chooses what is
+    loaded from disk); None for a plain file."""
+    from sandwich.zoo import is_zoo_name
+
+    if named is None or is_zoo_name(named):
+        return named or model
+    if model is None:
+        shown = named if len(named) <= 80 else named[:77] + "..."
+        raise SandwichError(
+            f"{src}: made by {shown!r}, which is not a zoo model; decode it with -m and the "
+            "weights you trust"
+        )
+    return model
+
+
 def decompress_file(
     src: Path,
     dst: Path,
@@ -235,8 +252,10 @@ def decompress_file(
         raise SandwichError(f"{src}: {e}") from None
     if found is None:
         raise SandwichError(f"{src}: not a {known_formats()} file; decode files sandwich wrote")
-    kind, fmt, name, version = found
-    name = name or model
+    kind, fmt, named, version = found
+    name = _choose_model(src, named, model)
+    if named is None or name != named:
+        version = None  # the user's weights: nothing in the file to check them against
     if name is None:
         try:
             img = kind.decode_plain(data)
@@ -248,6 +267,10 @@ def decompress_file(
         net = models.get(name)
     except SandwichError as e:
         raise SandwichError(f"{src}: {e}") from None
+    if not isinstance(net, kind):
+        raise SandwichError(
+            f"{src}: is a {fmt} file, which model {name} ({net.kind}) cannot decode"
+        )
     warning = ""
     if version is not None and version != net.version:
         made = f"{src}: made by {name} version {version}, this install has "
@@ -318,10 +341,8 @@ def _folder_output(src: Path, dst: Path, model: str | None, models: _Models) -> 
         found = identify_file(src.read_bytes())
     except (SandwichError, OSError):
         return dst  # decompress_file reports it
-    name = (found[2] if found else None) or model
-    if name is None:
-        return dst
     try:
-        return dst.with_suffix(models.get(name).output_suffix)
+        name = _choose_model(src, found[2] if found else None, model)
+        return dst if name is None else dst.with_suffix(models.get(name).output_suffix)
     except SandwichError:
-        return dst
+        return dst  # decompress_file reports it

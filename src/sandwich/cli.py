@@ -44,12 +44,14 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except typer.Abort:
         return 1
-    except TyperException as e:  # usage errors: typer prints them with a hint
-        show = getattr(e, "show", None)
-        if show is not None:
-            show()
-        else:
-            print(f"error: {e.format_message()}", file=sys.stderr)
+    except TyperException as e:  # usage errors: one line, with where to find the usage
+        if type(e).__name__ == "NoArgsIsHelpError":  # `sandwich` or `sandwich bench` alone
+            e.show()
+            return e.exit_code
+        ctx = getattr(e, "ctx", None)
+        where = ctx.command_path if ctx is not None else "sandwich"
+        message = " ".join(e.format_message().split())
+        print(f"error: {message} (see `{where} --help`)", file=sys.stderr)
         return e.exit_code
     return 0
 

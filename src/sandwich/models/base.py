@@ -8,6 +8,7 @@ that none of them needs to know which kind of model it holds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -137,6 +138,49 @@ class CodecModel(nn.Module):
 
     def config(self) -> dict:
         raise NotImplementedError
+
+
+MAX_WIDTH = 1024  # channels of any layer a sidecar may ask for
+MAX_LEVELS = 8  # U-Net levels / recurrent stages
+
+
+def check_config(config: object, fields: dict[str, Callable[[object], bool]], what: str) -> dict:
+    """Validate a weights sidecar's ``config`` before anything is built from it.
+
+    ``fields`` maps each key that must be present to a test of its value; a missing key, a value
+    that fails its test, or a config that is not a JSON object raises a one-line
+    :class:`SandwichError` naming the key (never a traceback, never a huge allocation).
+    """
+    if not isinstance(config, dict):
+        raise SandwichError(f"{what}: the sidecar's config is not a JSON object")
+    for key, ok in fields.items():
+        if key not in config:
+            raise SandwichError(f"{what}: the sidecar's config has no {key!r}")
+        try:
+            good = ok(config[key])
+        except (TypeError, ValueError):
+            good = False
+        if not good:
+            raise SandwichError(f"{what}: the sidecar's config has a bad {key!r}")
+    return config
+
+
+def widths(levels: int | tuple[int, int] = (1, MAX_LEVELS)) -> Callable[[object], bool]:
+    """A test for a list of channel widths: ``levels`` entries (or a range), each 1..MAX_WIDTH."""
+    lo, hi = (levels, levels) if isinstance(levels, int) else levels
+    return lambda v: (
+        isinstance(v, list | tuple)
+        and lo <= len(v) <= hi
+        and all(isinstance(w, int) and not isinstance(w, bool) and 1 <= w <= MAX_WIDTH for w in v)
+    )
+
+
+def one_of(*values: object) -> Callable[[object], bool]:
+    return lambda v: isinstance(v, str | bool) and v in values
+
+
+def int_in(lo: int, hi: int) -> Callable[[object], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
 
 def _number(v: float) -> int | float:

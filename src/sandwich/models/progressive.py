@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from sandwich.codecs.base import Knob
 from sandwich.errors import SandwichError
-from sandwich.models.base import CodecModel
+from sandwich.models.base import CodecModel, check_config, int_in, one_of, widths
 from sandwich.nets.recurrent import make_cell
 
 BLOCK = 16  # pixels per code position along each axis
@@ -168,6 +168,16 @@ class ProgressiveCodec(CodecModel):
 
     @classmethod
     def from_config(cls, config: dict, name: str = "local", version: int = 0) -> ProgressiveCodec:
+        """A codec from its sidecar's ``config``, checked field by field first."""
+        fields = {
+            "enc_widths": widths(4),
+            "dec_widths": widths(4),
+            "unit": one_of("gru", "lstm"),
+            "mode": one_of("oneshot", "additive", "scaled"),
+            "bits": int_in(1, 256),
+            "max_iterations": int_in(1, 64),
+        }
+        check_config(config, fields, f"model {name!r}")
         conf = ProgressiveConfig(
             enc_widths=tuple(config["enc_widths"]),
             dec_widths=tuple(config["dec_widths"]),

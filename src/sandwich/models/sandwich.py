@@ -23,7 +23,7 @@ from sandwich.codecs.jpeg_tables import quality_feature, quality_to_feature
 from sandwich.errors import SandwichError
 from sandwich.formats.tag import FileTag
 from sandwich.media.planes import stack, unstack
-from sandwich.models.base import CodecModel
+from sandwich.models.base import CodecModel, check_config, one_of, widths
 from sandwich.nets.ensemble import self_ensemble
 from sandwich.nets.prepost import PostProcessor, PreProcessor
 from sandwich.proxies import get_proxy
@@ -142,7 +142,22 @@ class SandwichModel(CodecModel):
 
     @classmethod
     def from_config(cls, config: dict, name: str = "local", version: int = 0) -> SandwichModel:
-        """A model from its sidecar's ``config`` (older sidecars lack the later fields)."""
+        """A model from its sidecar's ``config`` (older sidecars lack the later fields), checked
+        field by field first (:func:`~sandwich.models.base.check_config`)."""
+        from sandwich.scenarios import SCENARIOS
+
+        what = f"model {name!r}"
+        check_config(
+            config,
+            {"scenario": one_of(*SCENARIOS), "pre_widths": widths(), "post_widths": widths()},
+            what,
+        )
+        optional = {
+            "rounding": one_of("ste", "noise", "cubic"),
+            "quality_input": one_of(True, False),
+            "activation": one_of("relu", "leaky"),
+        }
+        check_config(config, {k: t for k, t in optional.items() if k in config}, what)
         return cls(
             config["scenario"],
             tuple(config["pre_widths"]),

@@ -135,21 +135,26 @@ def is_local(name: str) -> bool:
 
 
 def _local_entry(name: str) -> ZooEntry:
-    import json
+    """An entry for weights the user named on the command line (never for a name read from a
+    file: see :func:`is_zoo_name`)."""
+    from sandwich.zoo.weights import read_sidecar
 
-    side = Path(name).with_suffix(".json")
-    if not Path(name).is_file() or not side.is_file():
-        raise SandwichError(f"{name}: weights or their .json sidecar are missing")
-    try:
-        meta = json.loads(side.read_text())
-        kind = meta.get("kind", "sandwich")
-        scenario = meta["config"].get("scenario", kind)  # the progressive codec has none
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise SandwichError(f"{side}: not a sandwich weights sidecar") from None
+    meta = read_sidecar(Path(name))
+    kind = meta.get("kind", "sandwich")
+    config = meta.get("config")
+    scenario = config.get("scenario", kind) if isinstance(config, dict) else kind
+    if not isinstance(scenario, str):
+        raise SandwichError(f"{name}: the sidecar's config has a bad 'scenario'")
     # the name goes into the files' marker (at most 255 bytes): keep the tail of a long path
     label = name if len(name.encode()) <= 255 else "/".join(Path(name).parts[-2:])[-255:]
-    path = str(Path(name).resolve())
+    path = str(Path(name).absolute())  # not resolved: messages name the path the user gave
     return ZooEntry(label, scenario, 0, f"local weights {name}", path, kind=kind)
+
+
+def is_zoo_name(name: str) -> bool:
+    """True when ``name`` is a model of this install's zoo: the only names a file may choose
+    (a file naming weights on disk must not make the decoder load them)."""
+    return name in ZOO
 
 
 def get_entry(name: str) -> ZooEntry:

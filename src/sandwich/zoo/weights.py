@@ -38,19 +38,32 @@ def _load_state(model, path: Path):
     return model
 
 
+MAX_SIDECAR_BYTES = 1 << 20  # real sidecars are a few kB
+
+
 def read_sidecar(path: Path) -> dict:
-    """The JSON sidecar of weights ``path`` (``path`` with suffix .json)."""
+    """The JSON sidecar of weights ``path`` (``path`` with suffix .json), as a dict; anything
+    else (missing, huge, not JSON, not an object, nested beyond reason) is a one-line
+    :class:`SandwichError`."""
     side_path = path.with_suffix(".json")
-    if not path.exists() or not side_path.exists():
+    if not path.is_file() or not side_path.is_file():
         raise SandwichError(f"{path}: weights or their .json sidecar are missing")
-    return json.loads(side_path.read_text())
+    if side_path.stat().st_size > MAX_SIDECAR_BYTES:
+        raise SandwichError(f"{side_path}: too large for a weights sidecar")
+    try:
+        side = json.loads(side_path.read_text())
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        raise SandwichError(f"{side_path}: not a JSON weights sidecar") from None
+    if not isinstance(side, dict) or not isinstance(side.get("kind", DEFAULT_KIND), str):
+        raise SandwichError(f"{side_path}: not a weights sidecar (a JSON object with a config)")
+    return side
 
 
 def load_weights(path: Path, name: str = "local", version: int = 0) -> CodecModel:
     """Build the model a .safetensors file and its JSON sidecar describe (any registered type:
     the sidecar's ``kind``) and load its weights, in eval mode."""
     side = read_sidecar(path)
-    model = build_model(side.get("kind", DEFAULT_KIND), side["config"], name, version)
+    model = build_model(side.get("kind", DEFAULT_KIND), side.get("config"), name, version)
     return _load_state(model, path)
 
 
