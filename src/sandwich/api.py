@@ -13,8 +13,10 @@ through a temporary file and a rename, never over an existing file without ``for
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -79,11 +81,18 @@ def _folder_out(out: Path) -> None:
         raise SandwichError(f"{out}: input is a folder, so the output must be a folder too")
 
 
-def pairs(inp: Path, out: Path, suffix: str, arrays: bool = False) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: a file to a file (or into a folder), or a folder's images (its
-    ``.npy`` arrays when ``arrays``) to a folder, created if needed."""
+def pairs(inp: Path, out: str | Path, suffix: str, arrays: bool = False) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: a file to a file (or into a folder: an existing one, or ``out``
+    ending in ``/``, created), or a folder's images (its ``.npy`` arrays when ``arrays``) to a
+    folder, created if needed."""
     from sandwich.media.files import expand_images, list_arrays
 
+    into = str(out).endswith(("/", os.sep))
+    out = Path(out)
+    if into and not inp.is_dir():
+        if out.exists() and not out.is_dir():
+            raise SandwichError(f"{out}: is a file, not a folder to write into")
+        out.mkdir(parents=True, exist_ok=True)
     if inp.is_dir():
         _folder_out(out)
         if arrays:
@@ -168,13 +177,13 @@ def compress(
     from sandwich.media.files import atomic_write_bytes, check_writable
     from sandwich.zoo import DEFAULT_MODEL, load_model
 
-    if target_bpp is not None and not target_bpp > 0:
-        raise SandwichError(f"--target-bpp {target_bpp}: must be positive")
+    if target_bpp is not None and not 0 < target_bpp < float("inf"):
+        raise SandwichError(f"--target-bpp {target_bpp}: give a positive number of bits per pixel")
     net = load_model(model or DEFAULT_MODEL) if model is None or isinstance(model, str) else model
     if value is not None and target_bpp is not None:
         raise SandwichError(f"give --{net.knob.name} or --target-bpp, not both")
     check_knob(net, value)
-    todo = pairs(Path(inp), Path(out), net.file_suffix, arrays=net.channels != 3)
+    todo = pairs(Path(inp), out, net.file_suffix, arrays=net.channels != 3)
 
     def one(src: Path, dst: Path) -> Done:
         check_writable(dst, force)
@@ -209,8 +218,21 @@ class _Models:
         return self.cache[name]
 
 
-def _choose_model(src: Path, named: str | None, model: str | None) -> str | None:
-    """The model to decode ``src`` with: the zoo model the file names; the user's ``model`` for a
+class _OutputError(SandwichError):
+    """An error about the output path (its message names the output, not the input)."""
+
+
+def _check_output(dst: Path, suffix: str, why: str) -> None:
+    """N-channel images go to ``.npy`` arrays, RGB images to image files (not ``.npy``)."""
+    is_array = dst.suffix.lower() == ARRAY_SUFFIX
+    if suffix == ARRAY_SUFFIX and not is_array:
+        raise _OutputError(f"{dst}: {why}; give an output ending in .npy")
+    if suffix != ARRAY_SUFFIX and is_array:
+        raise _OutputError(f"{dst}: {why}; give an output ending in .png")
+
+
+def _choose_model(named: str | None, model: str | None) -> str | None:
+    """The model to decode a file with: the zoo model the file names; the user's ``model`` for a
     file that names none, or names weights outside the zoo (a file never chooses what is
     loaded from disk); None for a plain file."""
     from sandwich.zoo import is_zoo_name
@@ -220,10 +242,63 @@ def _choose_model(src: Path, named: str | None, model: str | None) -> str | None
     if model is None:
         shown = named if len(named) <= 80 else named[:77] + "..."
         raise SandwichError(
-            f"{src}: made by {shown!r}, which is not a zoo model; decode it with -m and the "
+            f"made by {shown!r}, which is not a zoo model; decode it with -m and the "
             "weights you trust"
         )
     return model
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What :func:`decode` made of a file's bytes: the image ((H, W, C) uint8, uint16 for
+    high-bit-depth models), the model that decoded it (None: a plain file), a few words on
+    what was decoded and a warning, if any."""
+
+    image: np.ndarray
+    model: str | None
+    note: str = ""
+    warning: str = ""
+
+
+def decode(
+    data: bytes,
+    model: str | None = None,
+    any_version: bool = False,
+    models: _Models | None = None,
+    check: Callable[[str, str], None] | None = None,
+) -> Decoded:
+    """Decode the bytes of any file sandwich writes, the model read from the file (``model``
+    for files that name none or name weights outside the zoo; a plain file without either
+    decodes as its codec does). ``check(suffix, why)`` is called with the kind of output
+    (``.png`` or ``.npy``) before any decoding work. Errors are one-line
+    :class:`SandwichError`s, whatever the bytes."""
+    from sandwich.models.registry import identify_file, known_formats
+
+    models = models or _Models(1)
+    found = identify_file(data)
+    if found is None:
+        raise SandwichError(f"not a {known_formats()} file; decode files sandwich wrote")
+    kind, fmt, named, version = found
+    name = _choose_model(named, model)
+    if named is None or name != named:
+        version = None  # the user's weights: nothing in the file to check them against
+    if name is None:
+        if check is not None:
+            check(".png", "a plain file decodes to an RGB image")
+        return Decoded(kind.decode_plain(data), None, note=f"plain {fmt} (no sandwich marker)")
+    net = models.get(name)
+    if not isinstance(net, kind):
+        raise SandwichError(f"is a {fmt} file, which model {name} ({net.kind}) cannot decode")
+    warning = ""
+    if version is not None and version != net.version:
+        made = f"made by {name} version {version}, this install has version {net.version}"
+        if not any_version:
+            raise SandwichError(f"{made}; decode with it anyway by --any-version")
+        warning = f"{made}; decoding with it"
+    if check is not None:
+        check(net.output_suffix, f"model {name} returns {net.channels}-channel images")
+    img, note = net.decompress_with_note(data)
+    return Decoded(img, name, note, warning)
 
 
 def decompress_file(
@@ -235,61 +310,25 @@ def decompress_file(
     force: bool = False,
     models: _Models | None = None,
 ) -> Done:
-    """Decode one file to an image (``.png``; ``.npy`` for N-channel models), the model read from
-    the file (``model`` for files that name none; a plain file without either decodes as its
-    codec does)."""
+    """Decode one file to an image file (``.png``; ``.npy`` for N-channel models): see
+    :func:`decode`."""
     from sandwich.media.files import check_writable, save_npy, save_png
-    from sandwich.models.registry import identify_file, known_formats
 
-    models = models or _Models(ensemble)
     check_writable(dst, force)
     if not src.is_file():
         raise SandwichError(f"{src}: no such file")
     data = src.read_bytes()
     try:
-        found = identify_file(data)
-    except SandwichError as e:
-        raise SandwichError(f"{src}: {e}") from None
-    if found is None:
-        raise SandwichError(f"{src}: not a {known_formats()} file; decode files sandwich wrote")
-    kind, fmt, named, version = found
-    name = _choose_model(src, named, model)
-    if named is None or name != named:
-        version = None  # the user's weights: nothing in the file to check them against
-    if name is None:
-        try:
-            img = kind.decode_plain(data)
-        except SandwichError as e:
-            raise SandwichError(f"{src}: {e}") from None
-        save_png(dst, img, force)
-        return Done(src, dst, None, note=f"plain {fmt} (no sandwich marker)")
-    try:
-        net = models.get(name)
-    except SandwichError as e:
-        raise SandwichError(f"{src}: {e}") from None
-    if not isinstance(net, kind):
-        raise SandwichError(
-            f"{src}: is a {fmt} file, which model {name} ({net.kind}) cannot decode"
+        d = decode(
+            data, model, any_version, models or _Models(ensemble), partial(_check_output, dst)
         )
-    warning = ""
-    if version is not None and version != net.version:
-        made = f"{src}: made by {name} version {version}, this install has "
-        if not any_version:
-            raise SandwichError(
-                made + f"version {net.version}; decode with it anyway by --any-version"
-            )
-        warning = f"{made}version {net.version}; decoding with it"
-    if net.output_suffix != dst.suffix.lower() and net.output_suffix == ARRAY_SUFFIX:
-        raise SandwichError(
-            f"{dst}: model {name} returns {net.channels}-channel images; "
-            "give an output ending in .npy"
-        )
-    try:
-        img, note = net.decompress_with_note(data)
+    except _OutputError:
+        raise
     except SandwichError as e:
         raise SandwichError(f"{src}: {e}") from None
-    (save_npy if dst.suffix.lower() == ARRAY_SUFFIX else save_png)(dst, img, force)
-    return Done(src, dst, name, note=note, warning=warning)
+    (save_npy if dst.suffix.lower() == ARRAY_SUFFIX else save_png)(dst, d.image, force)
+    warning = f"{src}: {d.warning}" if d.warning else ""
+    return Done(src, dst, d.model, note=d.note, warning=warning)
 
 
 def decompress(
@@ -312,8 +351,9 @@ def decompress(
         check_ensemble(ensemble)
     except ValueError as e:
         raise SandwichError(f"--ensemble: {e}") from None
-    inp, out = Path(inp), Path(out)
+    inp = Path(inp)
     if inp.is_dir():
+        out = Path(out)
         suffixes = known_suffixes()
         files = sorted(f for f in inp.iterdir() if f.suffix.lower() in suffixes)
         if not files:
@@ -342,7 +382,7 @@ def _folder_output(src: Path, dst: Path, model: str | None, models: _Models) -> 
     except (SandwichError, OSError):
         return dst  # decompress_file reports it
     try:
-        name = _choose_model(src, found[2] if found else None, model)
+        name = _choose_model(found[2] if found else None, model)
         return dst if name is None else dst.with_suffix(models.get(name).output_suffix)
     except SandwichError:
         return dst  # decompress_file reports it

@@ -6,6 +6,7 @@ turns :class:`~sandwich.errors.SandwichError` into a one-line message and a non-
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: out of memory; try a smaller --tile or a smaller image", file=sys.stderr)
+        return 1
     except typer.Exit as e:
         return e.exit_code
     except typer.Abort:
@@ -53,6 +57,16 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(e.format_message().split())
         print(f"error: {message} (see `{where} --help`)", file=sys.stderr)
         return e.exit_code
+    except Exception as e:  # a bug, not bad input: one line unless asked for the traceback
+        if os.environ.get("SANDWICH_DEBUG"):
+            raise
+        what = " ".join(str(e).split())[:300]
+        print(
+            f"error: unexpected {type(e).__name__}: {what} (a bug in sandwich: rerun with "
+            "SANDWICH_DEBUG=1 for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -13,6 +13,7 @@ from sandwich.codecs.base import Knob, RealImageCodec
 from sandwich.codecs.jpeg_tables import quality_feature, quality_to_feature
 from sandwich.formats.jpeg_marker import insert_marker, read_marker
 from sandwich.formats.tag import FileTag
+from sandwich.media.limits import check_pixels, pillow_bombs_as_errors
 
 SUBSAMPLINGS = ("4:2:0", "4:4:4", "gray")
 _PIL_SUBSAMPLING = {"4:4:4": 0, "4:2:0": 2}
@@ -105,9 +106,12 @@ class JpegCodec(RealImageCodec):
         return read_marker(data)
 
     def decode(self, data: bytes) -> np.ndarray:
-        with Image.open(io.BytesIO(data)) as im:
+        """JPEG bytes -> (H, W) or (H, W, 3) uint8; the frame size in the header is checked
+        against the pixel limit (:mod:`sandwich.media.limits`) before anything is decoded."""
+        with pillow_bombs_as_errors("this JPEG"), Image.open(io.BytesIO(data)) as im:
             if im.format != "JPEG":
                 raise ValueError("not a JPEG file")
+            check_pixels(im.size[1], im.size[0], "this JPEG's frame header")
             im.load()
             arr = np.asarray(im.convert("L" if im.mode == "L" else "RGB"))
         return arr

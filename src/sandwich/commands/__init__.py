@@ -22,6 +22,7 @@ COMMAND_MODULES = {
     "bench_patches": True,
     "bench_proxy": True,
     "bench_rnn": True,
+    "bench_fuzz": True,
 }
 
 

@@ -10,6 +10,15 @@ import typer
 
 from sandwich.errors import SandwichError
 
+MAX_PIXELS_HELP = "largest image (pixels per image) to accept from any file; default 100000000"
+
+
+def _limit(max_pixels: int | None) -> None:
+    if max_pixels is not None:
+        from sandwich.media.limits import set_max_pixels
+
+        set_max_pixels(max_pixels)
+
 
 def _echo(done) -> None:
     if done.warning:
@@ -25,7 +34,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def compress(
         inp: Path = typer.Argument(..., metavar="IN", help="image file or folder"),
-        out: Path = typer.Option(..., "-o", "--output", help="output file or folder"),
+        out: str = typer.Option(..., "-o", "--output", help="output file, or folder (or DIR/)"),
         model: str = typer.Option(None, "--model", "-m", help="zoo model (default: gray-jpeg)"),
         quality: int = typer.Option(
             None, "--quality", "-q", help="codec quality of sandwich models (JPEG: 1..100)"
@@ -35,6 +44,7 @@ def register(app: typer.Typer) -> None:
         ),
         target_bpp: float = typer.Option(None, help="pick the knob for this many bits/pixel"),
         force: bool = typer.Option(False, help="overwrite existing outputs"),
+        max_pixels: int = typer.Option(None, help=MAX_PIXELS_HELP),
     ) -> None:
         """Compress to a standard file (the bottleneck: JPEG) with a marker naming the model.
 
@@ -45,6 +55,7 @@ def register(app: typer.Typer) -> None:
         from sandwich import api
         from sandwich.zoo import DEFAULT_MODEL, load_model
 
+        _limit(max_pixels)
         name = model or DEFAULT_MODEL
         given = {"quality": quality, "iterations": iterations}
         net = load_model(name)  # unknown models fail here, before any work
@@ -62,7 +73,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def decompress(
         inp: Path = typer.Argument(..., metavar="IN", help="sandwich .jpg, .sndr or folder"),
-        out: Path = typer.Option(..., "-o", "--output", help="output .png or folder"),
+        out: str = typer.Option(..., "-o", "--output", help="output .png, or folder (or DIR/)"),
         model: str = typer.Option(None, "--model", "-m", help="model for JPEGs without marker"),
         ensemble: int = typer.Option(
             1,
@@ -77,6 +88,7 @@ def register(app: typer.Typer) -> None:
             "quality may drop)",
         ),
         force: bool = typer.Option(False, help="overwrite existing outputs"),
+        max_pixels: int = typer.Option(None, help=MAX_PIXELS_HELP),
     ) -> None:
         """Decode a sandwich file (model from its marker) to PNG; plain JPEGs decode as JPEG.
 
@@ -84,6 +96,7 @@ def register(app: typer.Typer) -> None:
         uint8 .npy arrays (an output ending in .npy; in a folder, NAME.npy)."""
         from sandwich import api
 
+        _limit(max_pixels)
         api.decompress(inp, out, model, ensemble, any_version, force, report=_echo, on_error=_error)
 
     @app.command()

@@ -80,11 +80,13 @@ def read_marker(jpeg: bytes) -> MarkerInfo | None:
             if len(body) < 8:
                 raise SandwichError("corrupt sandwich marker (too short)")
             fmt, h, w, ver, n = struct.unpack(">BHHHB", body[:8])
-            if fmt != FORMAT_VERSION:
+            if fmt > FORMAT_VERSION:
                 raise SandwichError(
                     f"sandwich marker format {fmt} is newer than this sandwich "
                     f"({FORMAT_VERSION}); upgrade sandwich"
                 )
+            if fmt < 1:
+                raise SandwichError(f"corrupt sandwich marker (format {fmt})")
             name = body[8 : 8 + n]
             if len(name) != n:
                 raise SandwichError("corrupt sandwich marker (model name cut short)")

@@ -18,6 +18,7 @@ import zlib
 from dataclasses import dataclass, replace
 
 from sandwich.errors import SandwichError
+from sandwich.media.limits import check_pixels
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "RnnHeader", "is_rnn_file", "pack", "truncate", "unpack"]
 
@@ -151,6 +152,7 @@ def _parse_header(data: bytes) -> tuple[RnnHeader, int]:
             f"{_CUT}: invalid header ({height}x{width}, {iterations} iterations, "
             f"{channels} channels)"
         )
+    check_pixels(height, width, "this progressive file")
     header = RnnHeader(model, weight_hash, height, width, iterations, channels)
     return header, end + 4
 

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from sandwich.errors import SandwichError
+from sandwich.media.limits import check_pixels, pillow_bombs_as_errors
 
 MIN_SIDE = 8
 DEEP_HINT = "(`sandwich models` lists them)"
@@ -104,9 +105,11 @@ def _load(
     if p.is_dir():
         raise SandwichError(f"{p}: is a folder; pass an image file (or a folder with -o FOLDER)")
     try:
-        with Image.open(p) as im:
+        with pillow_bombs_as_errors(str(p)), Image.open(p) as im:
+            check_pixels(im.size[1], im.size[0], str(p))
             bits = stored_bits(im)
             im.load()
+            orientation = im.getexif().get(_ORIENTATION, 1)
             mode = im.mode
             if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
                 raise SandwichError(
@@ -129,6 +132,7 @@ def _load(
                     arr = np.repeat(arr[:, :, None], 3, axis=2)
             else:
                 arr = np.asarray(im.convert("RGB"))
+            arr = orient(arr, orientation)
     except SandwichError:
         raise
     except UnidentifiedImageError:
@@ -141,6 +145,26 @@ def _load(
             f"{p}: is {w}x{h} pixels; sandwich needs at least {MIN_SIDE}x{MIN_SIDE}"
         )
     return arr
+
+
+_ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the photo
+
+
+def orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """An (H, W, ...) array as it should be shown, given its EXIF orientation (1..8; 1 and
+    unknown values: as stored), the way viewers apply it. The tag itself is not carried on:
+    outputs are stored upright."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: a.swapaxes(0, 1)[:, ::-1],
+        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+        8: lambda a: a.swapaxes(0, 1)[::-1],
+    }
+    op = ops.get(orientation)
+    return arr if op is None else np.ascontiguousarray(op(arr))
 
 
 def load_rgb(path: str | Path, allow_gray: bool = True, deep_hint: str = DEEP_HINT) -> np.ndarray:
@@ -200,19 +224,41 @@ def check_writable(out: Path, force: bool) -> None:
 
 
 def atomic_write_bytes(out: Path, data: bytes, force: bool = False) -> None:
-    """Write ``data`` to ``out`` through a temporary file and a rename."""
+    """Write ``data`` to ``out`` through a temporary file in the same folder, then publish it
+    in one step: without ``force`` by a hard link that fails if ``out`` exists (so a racing
+    writer is refused, never silently replaced), with ``force`` by a rename. Nothing
+    half-written is ever visible under ``out``."""
     check_writable(out, force)
-    fd, tmp = tempfile.mkstemp(prefix=".sandwich-", suffix=".part", dir=out.parent or ".")
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".sandwich-", suffix=".part", dir=parent)
+    except OSError as e:
+        raise SandwichError(f"{parent}: cannot write there ({e.strerror})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual mode
-        os.replace(tmp, out)
-    except BaseException:
+        _publish(tmp, out, force)
+    except OSError as e:
+        raise SandwichError(f"{out}: cannot write it ({e.strerror})") from None
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def _publish(tmp: str, out: Path, force: bool) -> None:
+    if force:
+        os.replace(tmp, out)
+        return
+    try:
+        os.link(tmp, out)  # atomic, and refuses an existing name
+    except FileExistsError:
+        raise SandwichError(f"{out}: already exists; pass --force to overwrite it") from None
+    except OSError:  # a file system without hard links: the best a rename can do
+        if out.exists():
+            raise SandwichError(f"{out}: already exists; pass --force to overwrite it") from None
+        os.replace(tmp, out)
 
 
 def save_png(out: Path, image: np.ndarray, force: bool = False) -> None:

@@ -22,6 +22,7 @@ from sandwich.codecs.base import CodecOutput
 from sandwich.codecs.jpeg_tables import quality_feature, quality_to_feature
 from sandwich.errors import SandwichError
 from sandwich.formats.tag import FileTag
+from sandwich.media.limits import check_pixels
 from sandwich.media.planes import stack, unstack
 from sandwich.models.base import CodecModel, check_config, one_of, widths
 from sandwich.nets.ensemble import self_ensemble
@@ -367,10 +368,24 @@ class SandwichModel(CodecModel):
             )
         if info is not None:
             size = (info.height, info.width)
+            self._check_tag_size(size, dec.shape[0] // p, dec.shape[1])
         else:
             size = (dec.shape[0] // p * k, dec.shape[1] * k)
         step = self.real.condition_from_file(data) if self.quality_input else None
         return self.reconstruct(dec, size, step)
+
+    def _check_tag_size(self, size: tuple[int, int], rows: int, cols: int) -> None:
+        """The original size a file's tag records must be what this model's pre-processor
+        turns into the decoded bottleneck (rows x cols per plane): a file cannot make the
+        post-processor produce (and allocate) anything larger."""
+        h, w = size
+        check_pixels(h, w, f"this {self.real.format_name}'s sandwich tag")
+        k = self.scenario.downscale
+        if (-(-h // k), -(-w // k)) != (rows, cols):
+            raise SandwichError(
+                f"this {self.real.format_name}'s sandwich tag says {w}x{h} pixels, which model "
+                f"{self.name!r} does not make from a {cols}x{rows} bottleneck; the file is corrupt"
+            )
 
     @torch.inference_mode()
     def reconstruct(

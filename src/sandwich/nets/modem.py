@@ -46,9 +46,12 @@ def default_lowpass(channels: int, order: int = 1) -> Tensor:
 
 
 def depthwise(x: Tensor, kernel: Tensor) -> Tensor:
-    """Depthwise 'same' convolution with reflect padding; kernel (C, 1, k, k)."""
+    """Depthwise 'same' convolution with reflect padding; kernel (C, 1, k, k). Images whose
+    side is not longer than half the kernel (8 pixels for the 17-tap filters) cannot be
+    reflected: they are edge-replicated instead (larger images are unaffected)."""
     p = kernel.shape[-1] // 2
-    return F.conv2d(F.pad(x, (p, p, p, p), mode="reflect"), kernel, groups=x.shape[1])
+    mode = "reflect" if min(x.shape[-2:]) > p else "replicate"
+    return F.conv2d(F.pad(x, (p, p, p, p), mode=mode), kernel, groups=x.shape[1])
 
 
 def modulate(
