@@ -211,3 +211,21 @@ def test_fuzzed_files_give_one_line_errors_only() -> None:
     report = run_fuzz(300, seed=1, time_limit=20.0)
     assert report.counts["crash"] == 0 and report.counts["hang"] == 0, report.failures
     assert report.counts["error"] > 100 and sum(report.counts.values()) == 300
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [([], "not an image"), (["--batch", "0"], "--batch 0"), (["--steps", "0"], "--steps 0")],
+)
+def test_failing_training_leaves_no_run_folder(run_cli, check_error, tmp_path, extra, words):
+    data = tmp_path / "data"
+    data.mkdir()
+    if not extra:
+        (data / "a.png").write_bytes(b"junk")
+    else:
+        Image.new("RGB", (64, 64), (1, 2, 3)).save(data / "a.png")
+    out = tmp_path / "run"
+    argv = ["train", "--scenario", "gray", "--data", data, "--out", out, "--steps", "3", *extra]
+    code, _, err = run_cli(argv)
+    assert words in check_error(code, err)
+    assert not out.exists()

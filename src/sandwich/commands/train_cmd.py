@@ -65,6 +65,8 @@ def register(app: typer.Typer) -> None:
                 f"raise --patch (now {o.patch})"
             )
         cfg = from_options(TrainConfig, o, command=command_line())
+        if cfg.steps < 1:
+            raise SandwichError(f"--steps {cfg.steps}: give a whole number of at least 1")
         how = from_options(RunOptions, o)
         run(SandwichTask(cfg), resume=how.resume, force=how.force, stop_after=how.stop_after)
         if os.environ.get("RANK", "0") == "0":  # one line from a torchrun job, not one per rank

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import typer
 
+from sandwich.errors import SandwichError
 from sandwich.training.loop import RunOptions
 from sandwich.training.options import command
 from sandwich.training.progressive_task import ProgressiveTrainConfig
@@ -25,6 +26,8 @@ def register(app: typer.Typer) -> None:
         from sandwich.training.progressive_task import ProgressiveTask
 
         cfg = from_options(ProgressiveTrainConfig, o, command=command_line())
+        if cfg.steps < 1:
+            raise SandwichError(f"--steps {cfg.steps}: give a whole number of at least 1")
         cfg.model_config()  # validates preset, unit and mode before any work
         how = from_options(RunOptions, o)
         run(ProgressiveTask(cfg), resume=how.resume, force=how.force, stop_after=how.stop_after)

@@ -84,9 +84,15 @@ def _read_rgb(path: Path) -> np.ndarray:
 
     if path.suffix.lower() == ARRAY_SUFFIX:
         return read_array(path)  # (H, W, N) uint8
-    with Image.open(path) as im:
-        if stored_bits(im) <= 8:
-            return np.asarray(im.convert("RGB"))
+    try:
+        with Image.open(path) as im:
+            if stored_bits(im) <= 8:
+                return np.asarray(im.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise SandwichError(
+            f"{path}: not an image Pillow can read (or cut short); remove it from the training "
+            "folder"
+        ) from None
     return load_image(path)
 
 

@@ -60,6 +60,7 @@ def run(
     shows a tqdm bar (main process only).
     """
     cfg = task.cfg
+    _check_counts(cfg)
     task.check()
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT
@@ -74,6 +75,55 @@ def run(
     sched = warmup_cosine(opt, cfg.steps, min(task.warmup_cap, cfg.steps // 10), task.lr_floor)
     gen = torch.Generator().manual_seed(cfg.seed)
     task.init_weights(model)  # before OUT is made: weights that do not fit leave no folder
+    made = _new_paths(out)
+    try:
+        ready = _set_up(task, model, opt, sched, gen, d, device, resume, ckpt_path)
+    except BaseException:
+        if d.main:  # a run that fails before its first step leaves nothing behind
+            _remove_new(out, made)
+        raise
+    return _train(task, ready, opt, sched, gen, d, stop_after, progress)
+
+
+@dataclass
+class _Ready:
+    """A run set up to take its first step: the (prepared) model, what trains it (the model
+    wrapped for several processes, or itself), the step to start from and the run's config."""
+
+    model: nn.Module
+    net: nn.Module
+    step: int
+    config: dict
+
+
+def _check_counts(cfg) -> None:
+    """Whole-number settings every run has, refused when they make no sense (one line)."""
+    least = {"steps": 0, "batch": 1, "patch": 1, "ckpt_every": 1, "log_every": 1, "threads": 1}
+    for name, lo in least.items():  # 0 steps: just the initial model (a library use)
+        value = getattr(cfg, name, None)
+        if value is not None and (not isinstance(value, int) or value < lo):
+            flag = "--" + name.replace("_", "-")
+            raise SandwichError(f"{flag} {value}: give a whole number of at least {lo}")
+
+
+def _new_paths(out: Path) -> list[Path]:
+    """What this run will create if it is not there yet: the folder, its config and log."""
+    return [p for p in (out, out / "config.json", out / "log.jsonl") if not p.exists()]
+
+
+def _remove_new(out: Path, made: list[Path]) -> None:
+    for p in made[::-1]:
+        if p == out:
+            if p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
+        else:
+            p.unlink(missing_ok=True)
+
+
+def _set_up(task, model, opt, sched, gen, d, device, resume, ckpt_path) -> _Ready:
+    """The run folder, the resumed state, config.json, the wrapped model and the data."""
+    cfg = task.cfg
+    out = Path(cfg.out)
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
         if not resume:
@@ -92,7 +142,16 @@ def run(
     model = task.prepare(model)
     net = distributed.wrap(model, d, device)
     task.open_data(d, device)
+    return _Ready(model, net, step, config)
 
+
+def _train(task, ready: _Ready, opt, sched, gen, d, stop_after, progress) -> nn.Module:
+    """Steps from ``ready.step`` to the end (or ``stop_after``): batches, losses, logs,
+    checkpoints."""
+    cfg = task.cfg
+    model, net, step, config = ready.model, ready.net, ready.step, ready.config
+    out = Path(cfg.out)
+    ckpt_path = out / CHECKPOINT
     log = (out / "log.jsonl").open("a") if d.main else None  # noqa: SIM115 (closed below)
     acc: dict[str, float] = {}
     n = 0
