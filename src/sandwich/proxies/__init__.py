@@ -2,17 +2,25 @@
 
 Each proxy mirrors one real codec of :mod:`sandwich.codecs` behind the same interface (same
 ``forward``, ``knob``, ``channels`` and quality input), so a model trains through the proxy and
-runs the real codec in use. A scenario names its proxy by the key of :data:`PROXIES`.
+runs the real codec in use. A scenario names its proxy by the key of :data:`PROXIES` (images) or
+:data:`CLIP_PROXIES` (clips: :mod:`sandwich.proxies.video`, calibrated against x264 and x265).
 """
 
 from __future__ import annotations
 
 from sandwich.codecs.base import ImageCodec
+from sandwich.codecs.clip_base import ClipCodec
 from sandwich.errors import SandwichError
 from sandwich.proxies.jpeg import JpegProxy
+from sandwich.proxies.video import VideoProxy
 
 PROXIES: dict[str, type[ImageCodec]] = {
     "jpeg": JpegProxy,
+}
+# clip proxies: one class mirrors x264 and x265 (its ``codec`` argument picks the calibration)
+CLIP_PROXIES: dict[str, type[ClipCodec]] = {
+    "x264": VideoProxy,
+    "x265": VideoProxy,
 }
 
 
@@ -28,4 +36,4 @@ def get_proxy(name: str, **kwargs) -> ImageCodec:
     return cls(**kwargs)
 
 
-__all__ = ["PROXIES", "JpegProxy", "get_proxy"]
+__all__ = ["CLIP_PROXIES", "PROXIES", "JpegProxy", "VideoProxy", "get_proxy"]
