@@ -162,6 +162,7 @@ def compress(
     force: bool = False,
     report: Report | None = None,
     on_error: ErrorReport | None = None,
+    tile: int | None = None,
 ) -> list[Done]:
     """Compress an image file (or a folder of them) with a zoo model or local weights.
 
@@ -173,6 +174,8 @@ def compress(
         target_bpp: instead of ``value``, the largest file of at most this many bits per pixel.
         force: overwrite existing outputs.
         report, on_error: called with each file done / each error (folders go on after one).
+        tile: tile side in pixels for the networks (0: whole image; None: automatic), for
+            models that tile (:mod:`sandwich.nets.tiling`); the output does not change.
     """
     from sandwich.media.files import atomic_write_bytes, check_writable
     from sandwich.zoo import DEFAULT_MODEL, load_model
@@ -180,6 +183,7 @@ def compress(
     if target_bpp is not None and not 0 < target_bpp < float("inf"):
         raise SandwichError(f"--target-bpp {target_bpp}: give a positive number of bits per pixel")
     net = load_model(model or DEFAULT_MODEL) if model is None or isinstance(model, str) else model
+    set_tile(net, tile)
     if value is not None and target_bpp is not None:
         raise SandwichError(f"give --{net.knob.name} or --target-bpp, not both")
     check_knob(net, value)
@@ -201,11 +205,23 @@ def compress(
 
 
 # -------------------------------------------------------------------------------- decompress
+def set_tile(net, tile: int | None) -> None:
+    """Give ``net`` a tile size (None: keep its automatic choice); refused for models that do
+    not tile."""
+    if tile is None:
+        return
+    if not hasattr(net, "tile"):
+        raise SandwichError(f"--tile: model {net.name} does not tile its networks")
+    if tile < 0:
+        raise SandwichError(f"--tile {tile}: give a side in pixels, or 0 for the whole image")
+    net.tile = tile
+
+
 class _Models:
     """Models loaded once per call, by name, with the decoding options applied."""
 
-    def __init__(self, ensemble: int):
-        self.ensemble, self.cache = ensemble, {}
+    def __init__(self, ensemble: int, tile: int | None = None):
+        self.ensemble, self.tile, self.cache = ensemble, tile, {}
 
     def get(self, name: str):
         from sandwich.zoo import load_model
@@ -214,6 +230,8 @@ class _Models:
             net = load_model(name)
             if hasattr(net, "ensemble"):
                 net.ensemble = self.ensemble
+            if hasattr(net, "tile"):
+                set_tile(net, self.tile)
             self.cache[name] = net
         return self.cache[name]
 
@@ -340,6 +358,7 @@ def decompress(
     force: bool = False,
     report: Report | None = None,
     on_error: ErrorReport | None = None,
+    tile: int | None = None,
 ) -> list[Done]:
     """Decode a file (or a folder of ``.jpg`` / ``.sndr`` files) to images; see
     :func:`decompress_file`. ``ensemble`` > 1 averages that many post-processor passes (sandwich
@@ -363,7 +382,9 @@ def decompress(
         todo = [(f, out / (f.stem + ".png")) for f in files]
     else:
         todo = pairs(inp, out, ".png")
-    models = _Models(ensemble)
+    if tile is not None and tile < 0:
+        raise SandwichError(f"--tile {tile}: give a side in pixels, or 0 for the whole image")
+    models = _Models(ensemble, tile)
 
     def one(src: Path, dst: Path) -> Done:
         if inp.is_dir():

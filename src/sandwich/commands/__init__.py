@@ -23,6 +23,7 @@ COMMAND_MODULES = {
     "bench_proxy": True,
     "bench_rnn": True,
     "bench_fuzz": True,
+    "bench_speed": True,
 }
 
 

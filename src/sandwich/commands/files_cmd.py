@@ -11,6 +11,10 @@ import typer
 from sandwich.errors import SandwichError
 
 MAX_PIXELS_HELP = "largest image (pixels per image) to accept from any file; default 100000000"
+TILE_HELP = (
+    "run the networks on tiles of this many pixels a side (same output, memory bounded by the "
+    "tile); 0 = whole image; default: automatic (tiles above 1 MP)"
+)
 
 
 def _limit(max_pixels: int | None) -> None:
@@ -45,6 +49,7 @@ def register(app: typer.Typer) -> None:
         target_bpp: float = typer.Option(None, help="pick the knob for this many bits/pixel"),
         force: bool = typer.Option(False, help="overwrite existing outputs"),
         max_pixels: int = typer.Option(None, help=MAX_PIXELS_HELP),
+        tile: int = typer.Option(None, help=TILE_HELP),
     ) -> None:
         """Compress to a standard file (the bottleneck: JPEG) with a marker naming the model.
 
@@ -68,7 +73,9 @@ def register(app: typer.Typer) -> None:
         value = given.get(knob)
         if value is not None and target_bpp is not None:
             raise SandwichError(f"give --{knob} or --target-bpp, not both")
-        api.compress(inp, out, net, value, target_bpp, force, report=_echo, on_error=_error)
+        api.compress(
+            inp, out, net, value, target_bpp, force, report=_echo, on_error=_error, tile=tile
+        )
 
     @app.command()
     def decompress(
@@ -89,6 +96,7 @@ def register(app: typer.Typer) -> None:
         ),
         force: bool = typer.Option(False, help="overwrite existing outputs"),
         max_pixels: int = typer.Option(None, help=MAX_PIXELS_HELP),
+        tile: int = typer.Option(None, help=TILE_HELP),
     ) -> None:
         """Decode a sandwich file (model from its marker) to PNG; plain JPEGs decode as JPEG.
 

@@ -132,6 +132,10 @@ class SandwichModel(CodecModel):
         self.name, self.version = name, version
         # decoding passes averaged over flips/transposes (nets.ensemble); 1 = a single pass
         self.ensemble = 1
+        # tiled pre/post-processing in real use (nets.tiling; same output as untiled): tile side
+        # in full-resolution pixels, 0 = off, None = automatic (off up to 1024x1024 pixels,
+        # 256 above)
+        self.tile: int | None = None
 
     kind = "sandwich"
     DEFAULT_QUALITY = 75
@@ -316,8 +320,35 @@ class SandwichModel(CodecModel):
     @torch.inference_mode()
     def bottleneck_image(self, image: np.ndarray, quality: int = 75) -> np.ndarray:
         """The 8-bit bottleneck the codec carries at ``quality``: (h, w) or (h, w, 3) uint8;
-        (P*h, w, 3) for P planes, stacked vertically as in the JPEG file."""
+        (P*h, w, 3) for P planes, stacked vertically as in the JPEG file.
+
+        With ``self.tile`` (or automatically on large images) the pre-processor runs tile by
+        tile (:mod:`sandwich.nets.tiling`): each tile is converted to float on its own and
+        written away rounded, so memory is bounded by the tile, not the image."""
+        from sandwich.nets import tiling
+
         cond = self.real.condition(quality, 1).to(self.device) if self.quality_input else None
+        s = self.scenario
+        tile = tiling.resolve_tile(self.tile, image.shape[:2]) if image.ndim == 3 else 0
+        if tile:
+            k, p, c = s.downscale, s.planes, s.bottleneck_channels
+            h = -(-image.shape[0] // k)
+            out = np.empty((p * h, -(-image.shape[1] // k), c), np.uint8)
+
+            def window(t: Tensor) -> Tensor:  # (1, C, h, w) view -> _to_tensor's float input
+                return self._to_tensor(t[0].permute(1, 2, 0).numpy())
+
+            def sink(core: Tensor, r: int, col: int) -> None:  # (1, P*C, h, w): plane i's rows
+                q = core.round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).cpu().numpy()
+                for i in range(p):
+                    rows = slice(i * h + r, i * h + r + q.shape[0])
+                    out[rows, col : col + q.shape[1]] = q[:, :, i * c : (i + 1) * c]
+
+            x = tiling.array_view(image)
+            tiling.preprocess_tiled(
+                self.pre, x, tile, cond, window, tiling.block_grid(s.subsampling), sink
+            )
+            return out[:, :, 0] if c == 1 else out
         b = stack(self.pre(self._to_tensor(image), cond), self.scenario.planes)
         b = b.round().clamp(0, 255).to(torch.uint8)
         arr = b[0].permute(1, 2, 0).cpu().numpy()
@@ -402,8 +433,13 @@ class SandwichModel(CodecModel):
         without it, a model that takes the quality is told JPEG quality 75). ``self.ensemble``
         > 1 averages that many post-processor passes over flips and transposes
         (:func:`sandwich.nets.ensemble.self_ensemble`): better quality for as many times the
-        decoder's arithmetic.
+        decoder's arithmetic. With ``self.tile`` (or automatically on large images) the
+        post-processor, ensemble included, runs tile by tile (:mod:`sandwich.nets.tiling`), each
+        tile rounded into the result: memory is bounded by the tile, not the image.
         """
+        from sandwich.nets import tiling
+        from sandwich.nets.ensemble import ensemble_members
+
         dec = decoded[:, :, None] if decoded.ndim == 2 else decoded
         if dec.shape[2] != self.scenario.bottleneck_channels:
             raise SandwichError(
@@ -415,9 +451,34 @@ class SandwichModel(CodecModel):
                 f"the decoded bottleneck is {dec.shape[0]} rows tall, not "
                 f"{self.scenario.planes} stacked planes of equal height"
             )
+        cond = self.real.condition_value(luma_step).to(self.device) if self.quality_input else None
+        tile = tiling.resolve_tile(self.tile, size)
+        if tile:
+            s = self.scenario
+            y = unstack(tiling.array_view(dec), s.planes)  # uint8, made float tile by tile
+            members = None
+            if self.ensemble > 1:
+                shape = (y.shape[-2], y.shape[-1])
+                members = ensemble_members(shape, size, self.ensemble, s.transposable)
+            out = np.empty((*size, s.channels), self.sample_dtype)
+
+            def sink(core: Tensor, r: int, c: int) -> None:
+                out[r : r + core.shape[-2], c : c + core.shape[-1]] = self._from_output(core)
+
+            tiling.postprocess_tiled(
+                self.post,
+                y,
+                tuple(size),
+                tile,
+                cond,
+                lambda t: t.float().to(self.device),
+                tiling.block_grid(s.subsampling),
+                members,
+                sink,
+            )
+            return out
         y = torch.from_numpy(np.array(dec, copy=True)).permute(2, 0, 1)[None].float()
         y = unstack(y, self.scenario.planes)
-        cond = self.real.condition_value(luma_step).to(self.device) if self.quality_input else None
         y = y.to(self.device)
         if self.ensemble == 1:
             return self._from_output(self.post(y, size, cond))
