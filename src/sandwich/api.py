@@ -4,7 +4,7 @@ Every call works for any model type of :mod:`sandwich.models.registry` (the sand
 progressive codec, next their clip versions): what a model takes, how its rate is controlled and
 which files it reads are asked of the model, never switched on its kind. Errors are
 :class:`~sandwich.errors.SandwichError` with one line that says what to do; outputs are written
-through a temporary file and a rename, never over an existing file without ``force``.
+through a temporary file published in one step, never over an existing file without ``force``.
 
     >>> from sandwich import api
     >>> api.compress("photo.png", "photo.jpg", model="gray-jpeg", value=50)   # doctest: +SKIP
@@ -217,7 +217,7 @@ def set_tile(net, tile: int | None) -> None:
     net.tile = tile
 
 
-class _Models:
+class ModelCache:
     """Models loaded once per call, by name, with the decoding options applied."""
 
     def __init__(self, ensemble: int, tile: int | None = None):
@@ -282,7 +282,7 @@ def decode(
     data: bytes,
     model: str | None = None,
     any_version: bool = False,
-    models: _Models | None = None,
+    models: ModelCache | None = None,
     check: Callable[[str, str], None] | None = None,
 ) -> Decoded:
     """Decode the bytes of any file sandwich writes, the model read from the file (``model``
@@ -292,7 +292,7 @@ def decode(
     :class:`SandwichError`s, whatever the bytes."""
     from sandwich.models.registry import identify_file, known_formats
 
-    models = models or _Models(1)
+    models = models or ModelCache(1)
     found = identify_file(data)
     if found is None:
         raise SandwichError(f"not a {known_formats()} file; decode files sandwich wrote")
@@ -326,7 +326,7 @@ def decompress_file(
     ensemble: int = 1,
     any_version: bool = False,
     force: bool = False,
-    models: _Models | None = None,
+    models: ModelCache | None = None,
 ) -> Done:
     """Decode one file to an image file (``.png``; ``.npy`` for N-channel models): see
     :func:`decode`."""
@@ -338,7 +338,7 @@ def decompress_file(
     data = src.read_bytes()
     try:
         d = decode(
-            data, model, any_version, models or _Models(ensemble), partial(_check_output, dst)
+            data, model, any_version, models or ModelCache(ensemble), partial(_check_output, dst)
         )
     except _OutputError:
         raise
@@ -384,7 +384,7 @@ def decompress(
         todo = pairs(inp, out, ".png")
     if tile is not None and tile < 0:
         raise SandwichError(f"--tile {tile}: give a side in pixels, or 0 for the whole image")
-    models = _Models(ensemble, tile)
+    models = ModelCache(ensemble, tile)
 
     def one(src: Path, dst: Path) -> Done:
         if inp.is_dir():
@@ -394,7 +394,7 @@ def decompress(
     return run_each(todo, one, report, on_error)
 
 
-def _folder_output(src: Path, dst: Path, model: str | None, models: _Models) -> Path:
+def _folder_output(src: Path, dst: Path, model: str | None, models: ModelCache) -> Path:
     """In a folder, an N-channel model's output is ``NAME.npy`` instead of ``NAME.png``."""
     from sandwich.models.registry import identify_file
 

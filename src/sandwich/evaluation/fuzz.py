@@ -147,12 +147,12 @@ def run_fuzz(
     """Decode ``cases`` mutated files (seeded: the same ``seed`` gives the same cases) and count
     the outcomes. Each decode gets ``time_limit`` seconds (wall clock, via SIGALRM on the main
     thread) before it counts as a hang."""
-    from sandwich.api import _Models, decode
+    from sandwich.api import ModelCache, decode
 
     seeds = seed_files()
     rng = np.random.default_rng(seed)
     names = list(MUTATIONS)
-    models = _Models(1)
+    models = ModelCache(1)
     report = FuzzReport()
     start = time.perf_counter()
     use_alarm = hasattr(signal, "SIGALRM")
