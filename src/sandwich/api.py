@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -327,23 +326,37 @@ def decompress_file(
     any_version: bool = False,
     force: bool = False,
     models: ModelCache | None = None,
+    suffix_from_model: bool = False,
 ) -> Done:
     """Decode one file to an image file (``.png``; ``.npy`` for N-channel models): see
-    :func:`decode`."""
+    :func:`decode`. With ``suffix_from_model`` (decoding a folder) ``dst`` gets the suffix of
+    what the model returns instead of being checked against it."""
     from sandwich.media.files import check_writable, save_npy, save_png
 
-    check_writable(dst, force)
+    out = [dst]
+
+    def check(suffix: str, why: str) -> None:  # called once the model is known
+        if not suffix_from_model:
+            _check_output(dst, suffix, why)
+            return
+        out[0] = dst.with_suffix(suffix)
+        try:
+            check_writable(out[0], force)
+        except SandwichError as e:
+            raise _OutputError(str(e)) from None
+
+    if not suffix_from_model:
+        check_writable(dst, force)
     if not src.is_file():
         raise SandwichError(f"{src}: no such file")
     data = src.read_bytes()
     try:
-        d = decode(
-            data, model, any_version, models or ModelCache(ensemble), partial(_check_output, dst)
-        )
+        d = decode(data, model, any_version, models or ModelCache(ensemble), check)
     except _OutputError:
         raise
     except SandwichError as e:
         raise SandwichError(f"{src}: {e}") from None
+    dst = out[0]
     (save_npy if dst.suffix.lower() == ARRAY_SUFFIX else save_png)(dst, d.image, force)
     warning = f"{src}: {d.warning}" if d.warning else ""
     return Done(src, dst, d.model, note=d.note, warning=warning)
@@ -387,23 +400,7 @@ def decompress(
     models = ModelCache(ensemble, tile)
 
     def one(src: Path, dst: Path) -> Done:
-        if inp.is_dir():
-            dst = _folder_output(src, dst, model, models)
-        return decompress_file(src, dst, model, ensemble, any_version, force, models)
+        folder = inp.is_dir()
+        return decompress_file(src, dst, model, ensemble, any_version, force, models, folder)
 
     return run_each(todo, one, report, on_error)
-
-
-def _folder_output(src: Path, dst: Path, model: str | None, models: ModelCache) -> Path:
-    """In a folder, an N-channel model's output is ``NAME.npy`` instead of ``NAME.png``."""
-    from sandwich.models.registry import identify_file
-
-    try:
-        found = identify_file(src.read_bytes())
-    except (SandwichError, OSError):
-        return dst  # decompress_file reports it
-    try:
-        name = _choose_model(found[2] if found else None, model)
-        return dst if name is None else dst.with_suffix(models.get(name).output_suffix)
-    except SandwichError:
-        return dst  # decompress_file reports it

@@ -97,21 +97,14 @@ class ImageCodec(nn.Module, ABC):
     def forward(self, x: Tensor, quality: Tensor | float) -> CodecOutput: ...
 
 
-class RealImageCodec(ImageCodec):
-    """A standard codec: bytes in and out; ``forward`` runs it image by image (no gradients)."""
+class StandardFile:
+    """What a real codec's file format offers, images and clips alike: its name and suffixes,
+    the largest side it stores, and the sandwich tag it can carry (:class:`FileTag`)."""
 
     extension: str = ".bin"
     suffixes: tuple[str, ...] = ()  # file name suffixes of the format (default: extension)
     format_name: str = "coded"  # how messages name the format ("JPEG")
     max_side: int = 65535  # largest height or width the format stores
-
-    @abstractmethod
-    def encode(self, image: np.ndarray, quality: float) -> bytes:
-        """Encode an (H, W, C) or (H, W) uint8 array to the codec's standard bytes."""
-
-    @abstractmethod
-    def decode(self, data: bytes) -> np.ndarray:
-        """Decode standard bytes to an (H, W, C) or (H, W) uint8 array."""
 
     def tag(self, data: bytes, tag: FileTag) -> bytes:
         """``data`` (this codec's standard bytes) with ``tag`` recorded inside, still a standard
@@ -126,6 +119,18 @@ class RealImageCodec(ImageCodec):
     def read_tag(self, data: bytes) -> FileTag | None:
         """The tag recorded in ``data`` by :meth:`tag`, or None for a plain file."""
         return None
+
+
+class RealImageCodec(ImageCodec, StandardFile):
+    """A standard codec: bytes in and out; ``forward`` runs it image by image (no gradients)."""
+
+    @abstractmethod
+    def encode(self, image: np.ndarray, quality: float) -> bytes:
+        """Encode an (H, W, C) or (H, W) uint8 array to the codec's standard bytes."""
+
+    @abstractmethod
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decode standard bytes to an (H, W, C) or (H, W) uint8 array."""
 
     def condition_from_file(self, data: bytes) -> float | None:
         """What :meth:`condition` needs, read back from a coded file (the knob is not always

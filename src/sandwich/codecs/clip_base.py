@@ -16,8 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sandwich.codecs.base import Knob, MediaKind
-from sandwich.formats.tag import FileTag
+from sandwich.codecs.base import Knob, MediaKind, StandardFile
 
 
 @dataclass
@@ -103,7 +102,7 @@ class ClipCodec(nn.Module, ABC):
     def forward(self, x: Tensor, quality: Tensor | float) -> ClipOutput: ...
 
 
-class RealClipCodec(ClipCodec):
+class RealClipCodec(ClipCodec, StandardFile):
     """A standard video codec: frames to bytes and back; ``forward`` runs it clip by clip
     (no gradients)."""
 
@@ -121,19 +120,6 @@ class RealClipCodec(ClipCodec):
     def decode(self, data: bytes) -> tuple[np.ndarray, ClipInfo]:
         """Decode standard bytes to frames (T, H, W, C) or (T, H, W) (the dtype and scale
         :meth:`encode` takes) and what the file told (:class:`ClipInfo`)."""
-
-    def tag(self, data: bytes, tag: FileTag) -> bytes:
-        """``data`` (this codec's bytes) with ``tag`` recorded inside, still a standard file."""
-        raise NotImplementedError(f"{type(self).__name__} files carry no sandwich tag")
-
-    @staticmethod
-    def sniff(data: bytes) -> bool:
-        """Whether ``data`` looks like a file of this codec's format (its magic bytes)."""
-        return False
-
-    def read_tag(self, data: bytes) -> FileTag | None:
-        """The tag recorded in ``data`` by :meth:`tag`, or None for a plain file."""
-        return None
 
     def forward(self, x: Tensor, quality: Tensor | float) -> ClipOutput:
         """Code each clip of ``x`` (N, T, C, H, W), 0..255 floats. A codec with ``peak`` > 255

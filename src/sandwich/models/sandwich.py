@@ -11,6 +11,7 @@ JPEG (see :mod:`sandwich.media.planes`), and the proxy codes that same stacked i
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,13 @@ def real_forward(proxy: CodecOutput, real: CodecOutput) -> CodecOutput:
     x_hat = proxy.x_hat + (real.x_hat - proxy.x_hat).detach()
     bits = proxy.bits + (real.bits - proxy.bits).detach()
     return CodecOutput(x_hat, bits, proxy.header_bits)
+
+
+@functools.cache
+def _tagged_codecs() -> tuple:
+    from sandwich.scenarios import SCENARIOS
+
+    return tuple(get_codec(n) for n in dict.fromkeys(s.codec for s in SCENARIOS.values()))
 
 
 def describe_scenario(s: Scenario) -> str:
@@ -194,11 +202,10 @@ class SandwichModel(CodecModel):
         return describe_scenario(self.scenario)
 
     @staticmethod
-    def tagged_codecs() -> list:
-        """The real codecs whose files can name a sandwich model (those that define a tag)."""
-        from sandwich.scenarios import SCENARIOS
-
-        return [get_codec(n) for n in dict.fromkeys(s.codec for s in SCENARIOS.values())]
+    def tagged_codecs() -> tuple:
+        """The real codecs whose files can name a sandwich model (those of the scenarios);
+        made once, as every file identification asks."""
+        return _tagged_codecs()
 
     @classmethod
     def formats(cls) -> list[str]:

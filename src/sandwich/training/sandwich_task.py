@@ -45,6 +45,17 @@ def parse_widths(text: str) -> list[int]:
     return widths
 
 
+def _widths_option(help: str):  # noqa: A002 (typer's name for it)
+    """A U-Net widths field: a list of ints, given on the command line as ``32,64``."""
+    return option(
+        default_factory=lambda: [32, 64],
+        help=help,
+        cli_type=str,
+        cli_default="32,64",
+        parse=parse_widths,
+    )
+
+
 @dataclass
 class TrainConfig:
     """A sandwich run's config (config.json); each option field is a ``sandwich train`` option."""
@@ -101,20 +112,8 @@ class TrainConfig:
         "decodes and bit counts, gradients still come from the proxy (exact with "
         "--pre-lr-scale 0; matters at high qualities, where their errors differ)",
     )  # forward through the real codec, backward through the proxy
-    pre_widths: list[int] = option(
-        default_factory=lambda: [32, 64],
-        help="pre-processor U-Net widths",
-        cli_type=str,
-        cli_default="32,64",
-        parse=parse_widths,
-    )
-    post_widths: list[int] = option(
-        default_factory=lambda: [32, 64],
-        help="post-processor U-Net widths",
-        cli_type=str,
-        cli_default="32,64",
-        parse=parse_widths,
-    )
+    pre_widths: list[int] = _widths_option("pre-processor U-Net widths")
+    post_widths: list[int] = _widths_option("post-processor U-Net widths")
     fresh_post: bool = option(
         False,
         "with --init: the post-processor's U-Net starts fresh instead (to change its widths or "
