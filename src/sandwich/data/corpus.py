@@ -211,7 +211,8 @@ def dep5_licence(entries: list[tuple[list[str], str, str]], relpath: str) -> tup
     return found
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -228,17 +229,30 @@ def _last_line(text: bytes | str | None) -> str:
     return (errors or lines or ["no output"])[-1]
 
 
-def _run(cmd: list[str], cwd: Path, what: str) -> None:
+@dataclass(frozen=True)
+class FetchHints:
+    """What the one-line errors of :func:`run_tool` and :func:`fetch_deb` advise: when a tool is
+    missing, when it fails, and when a download yields no package file."""
+
+    missing: str = "pass --no-debian to build only the validation images"
+    failed: str = "try `apt-get update`, or pass --no-debian to build only the validation images"
+    empty: str = "pass --no-debian to skip it"
+
+
+CORPUS_HINTS = FetchHints()
+
+
+def run_tool(cmd: list[str], cwd: Path, what: str, hints: FetchHints = CORPUS_HINTS) -> None:
+    """Run an external tool (``apt-get``, ``dpkg-deb``, ...) quietly in ``cwd``; a missing tool
+    or a failure is a one-line :class:`SandwichError` naming ``what`` (the tool's last error
+    line) and the advice in ``hints``."""
     try:
         subprocess.run(cmd, check=True, capture_output=True, cwd=cwd)
     except FileNotFoundError as e:
-        raise SandwichError(
-            f"{what}: {cmd[0]} not found; pass --no-debian to build only the validation images"
-        ) from e
+        raise SandwichError(f"{what}: {cmd[0]} not found; {hints.missing}") from e
     except subprocess.CalledProcessError as e:
         raise SandwichError(
-            f"{what} failed ({_last_line(e.stderr or e.stdout)}); "
-            "try `apt-get update`, or pass --no-debian to build only the validation images"
+            f"{what} failed ({_last_line(e.stderr or e.stdout)}); {hints.failed}"
         ) from e
 
 
@@ -262,13 +276,19 @@ class _Item:
 
 
 @dataclass(frozen=True)
-class _Deb:
+class DebPackage:
+    """A downloaded Debian package unpacked (not installed) into ``root``, with the licences of
+    its machine-readable copyright file (:func:`parse_dep5`)."""
+
     name: str
     version: str
     deb: Path
     root: Path  # extraction dir
     copyright_file: str | None  # path inside the package
     entries: list[tuple[list[str], str, str]]
+
+
+_Deb = DebPackage
 
 
 def _dist_version(dist: str) -> str:
@@ -340,21 +360,33 @@ def _wheel_items() -> tuple[list[_Item], list[dict]]:
     return items, skipped
 
 
-def _fetch_deb(name: str, cache: Path, work: Path, say: Callable[[str], None]) -> _Deb:
-    """Download (or reuse from ``cache``) and unpack one Debian package without installing it."""
+def fetch_deb(
+    name: str,
+    cache: Path,
+    work: Path,
+    say: Callable[[str], None],
+    hints: FetchHints = CORPUS_HINTS,
+) -> DebPackage:
+    """Download (or reuse from ``cache``) and unpack one Debian package without installing it:
+    ``apt-get download`` into ``cache``, ``dpkg-deb -x`` into ``work/name``."""
     found = sorted(cache.glob(f"{name}_*.deb"))
     if not found:
         say(f"apt-get download {name}")
-        _run(["apt-get", "download", name], cwd=cache, what=f"apt-get download {name}")
+        run_tool(
+            ["apt-get", "download", name], cwd=cache, what=f"apt-get download {name}", hints=hints
+        )
         found = sorted(cache.glob(f"{name}_*.deb"))
         if not found:
-            raise SandwichError(
-                f"apt-get download {name} produced no .deb; pass --no-debian to skip it"
-            )
+            raise SandwichError(f"apt-get download {name} produced no .deb; {hints.empty}")
     deb = found[-1]
     root = work / name
     root.mkdir(parents=True, exist_ok=True)
-    _run(["dpkg-deb", "-x", str(deb), str(root)], cwd=work, what=f"dpkg-deb -x {deb.name}")
+    run_tool(
+        ["dpkg-deb", "-x", str(deb), str(root)],
+        cwd=work,
+        what=f"dpkg-deb -x {deb.name}",
+        hints=hints,
+    )
     version = deb.name.split("_")[1] if deb.name.count("_") >= 2 else "unknown"
     copyright_path = root / "usr" / "share" / "doc" / name / "copyright"
     entries: list[tuple[list[str], str, str]] = []
@@ -362,11 +394,11 @@ def _fetch_deb(name: str, cache: Path, work: Path, say: Callable[[str], None]) -
     if copyright_path.is_file():
         rel_copyright = "/" + copyright_path.relative_to(root).as_posix()
         entries = parse_dep5(copyright_path.read_text(encoding="utf-8", errors="replace"))
-    return _Deb(name, version.replace("%3a", ":"), deb, root, rel_copyright, entries)
+    return DebPackage(name, version.replace("%3a", ":"), deb, root, rel_copyright, entries)
 
 
 def _deb_item(
-    deb: _Deb, path: Path, split: str, name: str, factor: int | None, licence_path: str
+    deb: DebPackage, path: Path, split: str, name: str, factor: int | None, licence_path: str
 ) -> _Item:
     """One image of an unpacked package, its licence looked up in the package's DEP-5 file by
     ``licence_path`` (the path its ``Files`` patterns are matched against)."""
@@ -386,7 +418,7 @@ def _deb_item(
 
 
 def _deb_items(
-    deb: _Deb,
+    deb: DebPackage,
     split: str,
     tag: str,
     data_root: str,
@@ -426,7 +458,7 @@ def largest_plasma_image(folder: Path) -> Path | None:
     return best[1] if best else None
 
 
-def _extra_items(debs: dict[str, _Deb], skipped: list[dict]) -> list[_Item]:
+def _extra_items(debs: dict[str, DebPackage], skipped: list[dict]) -> list[_Item]:
     """The :data:`EXTRA_PHOTOS` of the ``extra`` and ``dev`` splits (training rule factors)."""
     items = []
     for (package, entry), split in EXTRA_PHOTOS.items():
@@ -455,7 +487,7 @@ def _debian_items(
                 "pass --no-debian to build only the validation images"
             )
     names = DEB_TRAIN + DEB_VAL + DEB_EXTRA
-    debs = {name: _fetch_deb(name, cache, work, say) for name in names}
+    debs = {name: fetch_deb(name, cache, work, say) for name in names}
     lomiri, mate, jxl = (debs[n] for n in DEB_TRAIN + DEB_VAL)
     items = [
         *_deb_items(lomiri, "train", "lomiri", "usr/share/backgrounds", "*.jpg", None, skipped),
@@ -483,7 +515,7 @@ def _debian_items(
             "kind": "deb",
             "version": deb.version,
             "deb": deb.deb.name,
-            "sha256": _sha256(deb.deb),
+            "sha256": sha256_file(deb.deb),
             "copyright_file": deb.copyright_file,
         }
         if deb.copyright_file:
@@ -565,14 +597,16 @@ def _reuse_cache(old_cache: Path, new_cache: Path) -> None:
     if not old_cache.is_dir():
         return
     for deb in old_cache.glob("*.deb"):
-        _reuse_cache_file(deb, new_cache / deb.name)
+        link_or_copy(deb, new_cache / deb.name)
 
 
-def _reuse_cache_file(deb: Path, target: Path) -> None:
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` to ``target`` (a copy where links are impossible): reuses a
+    download cache without copying it."""
     try:
-        os.link(deb, target)
+        os.link(source, target)
     except OSError:
-        shutil.copy2(deb, target)
+        shutil.copy2(source, target)
 
 
 def build_corpus(
@@ -620,7 +654,7 @@ def build_corpus(
             if deb_cache is not None:
                 for deb in (Path(deb_cache) / ".cache" / "deb").glob("*.deb"):
                     if not (cache / deb.name).exists():
-                        _reuse_cache_file(deb, cache / deb.name)
+                        link_or_copy(deb, cache / deb.name)
             deb_items, deb_packages = _debian_items(cache, work, tmp, say, skipped)
             items = deb_items + items
             packages.update(deb_packages)
