@@ -109,6 +109,91 @@ def pairs(inp: Path, out: str | Path, suffix: str, arrays: bool = False) -> list
     return [(inp, out)]
 
 
+def clip_pairs(inp: Path, out: str | Path, suffix: str) -> list[tuple[Path, Path]]:
+    """(input, output) for one clip: a video file or a folder of numbered PNG frames, to a
+    file (or into a folder: an existing one, or ``out`` ending in ``/``, created)."""
+    into = str(out).endswith(("/", os.sep))
+    out = Path(out)
+    if not inp.exists():
+        raise SandwichError(f"{inp}: no such file or folder")
+    if into:
+        if out.exists() and not out.is_dir():
+            raise SandwichError(f"{out}: is a file, not a folder to write into")
+        out.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        return [(inp, out / (inp.stem + suffix))]
+    return [(inp, out)]
+
+
+def save_clip(dst: Path, clip, force: bool = False) -> None:
+    """Write a decoded :class:`~sandwich.media.clips.Clip`: ``.mp4`` as a viewing copy (H.264
+    4:2:0 at CRF 12, which any player opens; close to the frames, not equal), ``.mkv`` as
+    lossless FFV1, a name without a suffix as a folder of numbered PNG frames."""
+    from sandwich.media.clips import write_clip
+
+    if dst.suffix.lower() == ".mp4":
+        from sandwich.codecs.video import X264Codec
+        from sandwich.media.files import atomic_write_bytes, check_writable
+
+        check_writable(dst, force)
+        atomic_write_bytes(dst, X264Codec(fps=clip.fps).encode(clip.frames, 12), force)
+        return
+    write_clip(dst, clip.frames, clip.fps, force)
+
+
+class _Images:
+    """How the API reads, codes and writes images (models whose ``media`` is ``image``)."""
+
+    @staticmethod
+    def pairs(net, inp: Path, out: str | Path) -> list[tuple[Path, Path]]:
+        return pairs(inp, out, net.file_suffix, arrays=net.channels != 3)
+
+    @staticmethod
+    def load(net, src: Path):
+        return load_input(net, src)
+
+    @staticmethod
+    def compress(net, item, value: float) -> bytes:
+        return net.compress(item, value)
+
+    @staticmethod
+    def save(dst: Path, item, force: bool) -> None:
+        from sandwich.media.files import save_npy, save_png
+
+        (save_npy if dst.suffix.lower() == ARRAY_SUFFIX else save_png)(dst, item, force)
+
+
+class _Clips:
+    """How the API reads, codes and writes clips (models whose ``media`` is ``clip``): a video
+    file or a folder of numbered PNG frames in; MP4 out; decoded clips to a frames folder,
+    ``.mkv`` or an ``.mp4`` viewing copy. Long clips show a progress bar."""
+
+    @staticmethod
+    def pairs(net, inp: Path, out: str | Path) -> list[tuple[Path, Path]]:
+        return clip_pairs(inp, out, net.file_suffix)
+
+    @staticmethod
+    def load(net, src: Path):
+        from sandwich.media.clips import Clip, read_clip
+
+        frames, fps = read_clip(src)
+        return Clip(frames, fps)
+
+    @staticmethod
+    def compress(net, item, value: float) -> bytes:
+        from tqdm import tqdm
+
+        with tqdm(total=item.frames.shape[0], desc="frames", unit="f", leave=False) as bar:
+            return net.compress(item, value, progress=bar.update)
+
+    @staticmethod
+    def save(dst: Path, item, force: bool) -> None:
+        save_clip(dst, item, force)
+
+
+MEDIA = {"image": _Images, "clip": _Clips}  # a model's ``media`` -> how files are handled
+
+
 def run_each(
     todo: list[tuple[Path, Path]],
     fn: Callable[[Path, Path], Done],
@@ -163,10 +248,12 @@ def compress(
     on_error: ErrorReport | None = None,
     tile: int | None = None,
 ) -> list[Done]:
-    """Compress an image file (or a folder of them) with a zoo model or local weights.
+    """Compress an image file (or a folder of them), or a clip (a video file or a folder of
+    numbered PNG frames, for video models), with a zoo model or local weights.
 
     Args:
-        inp, out: a file and its output file (or a folder to write into), or two folders.
+        inp, out: a file and its output file (or a folder to write into), or two folders;
+            for video models a clip and its MP4 (or a folder to write into).
         model: zoo name, ``*.safetensors`` or a loaded model (default: the zoo's default).
         value: the model's knob (``model.knob``: JPEG quality, iterations); default
             ``model.default_knob``.
@@ -186,17 +273,18 @@ def compress(
     if value is not None and target_bpp is not None:
         raise SandwichError(f"give --{net.knob.name} or --target-bpp, not both")
     check_knob(net, value)
-    todo = pairs(Path(inp), out, net.file_suffix, arrays=net.channels != 3)
+    media = MEDIA[net.media]
+    todo = media.pairs(net, Path(inp), out)
 
     def one(src: Path, dst: Path) -> Done:
         check_writable(dst, force)
-        img = load_input(net, src)
-        pixels = img.shape[0] * img.shape[1]
+        img = media.load(net, src)
+        pixels = net.pixels(img)
         if target_bpp is not None:
             v, data = net.compress_to_bpp(img, target_bpp)
         else:
             v = net.default_knob if value is None else value
-            data = net.compress(img, v)
+            data = media.compress(net, img, v)
         atomic_write_bytes(dst, data, force)
         return Done(src, dst, net.name, v, net.knob.name, 8 * len(data) / pixels)
 
@@ -239,8 +327,21 @@ class _OutputError(SandwichError):
     """An error about the output path (its message names the output, not the input)."""
 
 
+CLIP_OUTPUTS = ("", ".mp4", ".mkv")  # a folder of PNG frames, a viewing copy, lossless
+
+
 def _check_output(dst: Path, suffix: str, why: str) -> None:
-    """N-channel images go to ``.npy`` arrays, RGB images to image files (not ``.npy``)."""
+    """N-channel images go to ``.npy`` arrays, RGB images to image files (not ``.npy``), clips
+    (``suffix`` "") to a folder of PNG frames, an ``.mp4`` or an ``.mkv``."""
+    ext = dst.suffix.lower()
+    if suffix == "":
+        if ext not in CLIP_OUTPUTS:
+            raise _OutputError(
+                f"{dst}: {why}; give a folder name (PNG frames) or a name ending in .mp4 or .mkv"
+            )
+        return
+    if ext in CLIP_OUTPUTS[1:]:
+        raise _OutputError(f"{dst}: {why}; give an output ending in .png")
     is_array = dst.suffix.lower() == ARRAY_SUFFIX
     if suffix == ARRAY_SUFFIX and not is_array:
         raise _OutputError(f"{dst}: {why}; give an output ending in .npy")
@@ -275,6 +376,7 @@ class Decoded:
     model: str | None
     note: str = ""
     warning: str = ""
+    media: str = "image"  # "clip": ``image`` is a :class:`~sandwich.media.clips.Clip`
 
 
 def decode(
@@ -301,8 +403,9 @@ def decode(
         version = None  # the user's weights: nothing in the file to check them against
     if name is None:
         if check is not None:
-            check(".png", "a plain file decodes to an RGB image")
-        return Decoded(kind.decode_plain(data), None, note=f"plain {fmt} (no sandwich marker)")
+            check(kind.plain_output_suffix, f"it is a plain {fmt}")
+        plain = kind.decode_plain(data)
+        return Decoded(plain, None, note=f"plain {fmt} (no sandwich marker)", media=kind.media)
     net = models.get(name)
     if not isinstance(net, kind):
         raise SandwichError(f"is a {fmt} file, which model {name} ({net.kind}) cannot decode")
@@ -313,9 +416,9 @@ def decode(
             raise SandwichError(f"{made}; decode with it anyway by --any-version")
         warning = f"{made}; decoding with it"
     if check is not None:
-        check(net.output_suffix, f"model {name} returns {net.channels}-channel images")
+        check(net.output_suffix, f"model {name} returns {net.output_kind()}")
     img, note = net.decompress_with_note(data)
-    return Decoded(img, name, note, warning)
+    return Decoded(img, name, note, warning, net.media)
 
 
 def decompress_file(
@@ -331,7 +434,7 @@ def decompress_file(
     """Decode one file to an image file (``.png``; ``.npy`` for N-channel models): see
     :func:`decode`. With ``suffix_from_model`` (decoding a folder) ``dst`` gets the suffix of
     what the model returns instead of being checked against it."""
-    from sandwich.media.files import check_writable, save_npy, save_png
+    from sandwich.media.files import check_writable
 
     out = [dst]
 
@@ -357,9 +460,20 @@ def decompress_file(
     except SandwichError as e:
         raise SandwichError(f"{src}: {e}") from None
     dst = out[0]
-    (save_npy if dst.suffix.lower() == ARRAY_SUFFIX else save_png)(dst, d.image, force)
+    MEDIA[d.media].save(dst, d.image, force)
     warning = f"{src}: {d.warning}" if d.warning else ""
     return Done(src, dst, d.model, note=d.note, warning=warning)
+
+
+def _is_clip_file(path: Path) -> bool:
+    """True for a file of a model type whose media is clips (read from its first bytes)."""
+    from sandwich.models.registry import MODEL_TYPES
+
+    if not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        head = f.read(64)
+    return any(cls.media == "clip" and cls.sniff_head(head) for cls in MODEL_TYPES.values())
 
 
 def decompress(
@@ -393,14 +507,17 @@ def decompress(
         _folder_out(out)
         out.mkdir(parents=True, exist_ok=True)
         todo = [(f, out / (f.stem + ".png")) for f in files]
+    elif _is_clip_file(inp) and not str(out).endswith(("/", os.sep)):
+        todo = [(inp, Path(out))]  # -o names the clip's output (a frames folder, .mp4, .mkv)
     else:
         todo = pairs(inp, out, ".png")
     if tile is not None and tile < 0:
         raise SandwichError(f"--tile {tile}: give a side in pixels, or 0 for the whole image")
     models = ModelCache(ensemble, tile)
 
+    into = inp.is_dir() or todo[0][1] != Path(out)  # into a folder: the suffix is the model's
+
     def one(src: Path, dst: Path) -> Done:
-        folder = inp.is_dir()
-        return decompress_file(src, dst, model, ensemble, any_version, force, models, folder)
+        return decompress_file(src, dst, model, ensemble, any_version, force, models, into)
 
     return run_each(todo, one, report, on_error)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sandwich.codecs.avif import AvifCodec
 from sandwich.codecs.base import CodecOutput, ImageCodec, RealImageCodec
+from sandwich.codecs.clip_base import RealClipCodec
 from sandwich.codecs.heic import HeicCodec
 from sandwich.codecs.jpeg import JpegCodec
 from sandwich.codecs.jpeg12 import Jpeg12Codec
@@ -36,6 +37,18 @@ def get_codec(name: str, **kwargs) -> RealImageCodec:
     return cls(**kwargs)
 
 
+def get_clip_codec(name: str, **kwargs) -> RealClipCodec:
+    """A new clip codec by registry name (``x264``, ``x265``); ``kwargs`` go to its
+    constructor (``subsampling``, ``bit_depth``, ``rate_control``, ``gop``, ...)."""
+    try:
+        cls = CLIP_CODECS[name]
+    except KeyError:
+        raise SandwichError(
+            f"unknown video codec {name!r}; choose one of: {', '.join(CLIP_CODECS)}"
+        ) from None
+    return cls(**kwargs)
+
+
 __all__ = [
     "CLIP_CODECS",
     "CODECS",
@@ -50,5 +63,6 @@ __all__ = [
     "WebpCodec",
     "X264Codec",
     "X265Codec",
+    "get_clip_codec",
     "get_codec",
 ]

@@ -71,6 +71,7 @@ PRESETS = (
     "placebo",
 )
 MIN_SIDE = 8
+DEFAULT_KNOB = 28.0  # x264's and x265's default CRF
 # FFmpeg's AVColorRange / AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic
 _RANGE_MPEG, _RANGE_JPEG, _BT709 = 1, 2, 1
 _PIX_FMT = {
@@ -186,6 +187,11 @@ class _PyAVClipCodec(RealClipCodec):
         if q.numel() == 1:
             q = q.expand(n)
         return q / 51.0
+
+    def condition_value(self, value: float | None, n: int = 1) -> Tensor:
+        """:meth:`condition` from the CRF (or QP) a file records; the encoders' own default,
+        28, when it records none."""
+        return self.condition(DEFAULT_KNOB if value is None else float(value), n)
 
     # ------------------------------------------------------------------ encode
     def _check_frames(self, frames: np.ndarray) -> np.ndarray:

@@ -37,7 +37,9 @@ def _error(message: str) -> None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def compress(
-        inp: Path = typer.Argument(..., metavar="IN", help="image file or folder"),
+        inp: Path = typer.Argument(
+            ..., metavar="IN", help="image file or folder; video models: a video or frames folder"
+        ),
         out: str = typer.Option(..., "-o", "--output", help="output file, or folder (or DIR/)"),
         model: str = typer.Option(None, "--model", "-m", help="zoo model (default: gray-jpeg)"),
         quality: int = typer.Option(
@@ -46,6 +48,9 @@ def register(app: typer.Typer) -> None:
         iterations: int = typer.Option(
             None, "--iterations", "-k", help="progressive models: iterations to keep"
         ),
+        crf: float = typer.Option(
+            None, "--crf", help="video models: the x264 / x265 CRF (0..51, lower is better)"
+        ),
         target_bpp: float = typer.Option(None, help="pick the knob for this many bits/pixel"),
         force: bool = typer.Option(False, help="overwrite existing outputs"),
         max_pixels: int = typer.Option(None, help=MAX_PIXELS_HELP),
@@ -53,7 +58,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compress to a standard file (the bottleneck: JPEG) with a marker naming the model.
 
-        Progressive models (``rnn``) write a .sndr file instead, cut after --iterations.
+        Progressive models (``rnn``) write a .sndr file instead, cut after --iterations. Video
+        models (``gray-hevc``) take a video file or a folder of numbered PNG frames and write an
+        MP4 (H.264 or HEVC) at --crf.
         16-bit models (``hdr16-jpeg``) also take 16-bit PNGs. Multichannel models (``material6``
         weights) take (H, W, N) uint8 .npy arrays and write their planes stacked in one JPEG.
         """
@@ -62,7 +69,7 @@ def register(app: typer.Typer) -> None:
 
         _limit(max_pixels)
         name = model or DEFAULT_MODEL
-        given = {"quality": quality, "iterations": iterations}
+        given = {"quality": quality, "iterations": iterations, "crf": crf}
         net = load_model(name)  # unknown models fail here, before any work
         knob = net.knob.name
         for flag, v in given.items():
@@ -79,8 +86,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def decompress(
-        inp: Path = typer.Argument(..., metavar="IN", help="sandwich .jpg, .sndr or folder"),
-        out: str = typer.Option(..., "-o", "--output", help="output .png, or folder (or DIR/)"),
+        inp: Path = typer.Argument(
+            ..., metavar="IN", help="sandwich .jpg, .sndr, .mp4 or a folder of them"
+        ),
+        out: str = typer.Option(
+            ...,
+            "-o",
+            "--output",
+            help="output .png, or folder (or DIR/); a clip: a frames folder, .mp4 or .mkv",
+        ),
         model: str = typer.Option(None, "--model", "-m", help="model for JPEGs without marker"),
         ensemble: int = typer.Option(
             1,
@@ -101,11 +115,23 @@ def register(app: typer.Typer) -> None:
         """Decode a sandwich file (model from its marker) to PNG; plain JPEGs decode as JPEG.
 
         16-bit models (``hdr16-jpeg``) write 16-bit PNGs; multichannel models write (H, W, N)
-        uint8 .npy arrays (an output ending in .npy; in a folder, NAME.npy)."""
+        uint8 .npy arrays (an output ending in .npy; in a folder, NAME.npy). Video models' MP4s
+        decode to a folder of PNG frames (000.png, ...), a lossless .mkv, or an .mp4 viewing
+        copy (H.264 at CRF 12: close, not exact)."""
         from sandwich import api
 
         _limit(max_pixels)
-        api.decompress(inp, out, model, ensemble, any_version, force, report=_echo, on_error=_error)
+        api.decompress(
+            inp,
+            out,
+            model,
+            ensemble,
+            any_version,
+            force,
+            report=_echo,
+            on_error=_error,
+            tile=tile,
+        )
 
     @app.command()
     def models() -> None:

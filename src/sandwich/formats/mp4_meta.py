@@ -16,6 +16,7 @@ name, counted in every reported rate.
 from __future__ import annotations
 
 import json
+import math
 import struct
 
 from sandwich.errors import SandwichError
@@ -76,6 +77,8 @@ def make_comment(tag: FileTag | None = None, crop: tuple[int, int] | None = None
             height=int(tag.height),
             width=int(tag.width),
         )
+        if tag.knob is not None:
+            fields["knob"] = float(tag.knob)
     if crop is not None:
         fields["crop"] = [int(crop[0]), int(crop[1])]
     if not fields:
@@ -103,12 +106,17 @@ def tag_from_fields(fields: dict) -> FileTag | None:
     if "model" not in fields:
         return None
     try:
+        knob = fields.get("knob")
+        knob = None if knob is None else float(knob)
+        if knob is not None and not math.isfinite(knob):
+            raise ValueError("knob")
         return FileTag(
             model=str(fields["model"]),
             model_version=int(fields["model_version"]),
             height=int(fields["height"]),
             width=int(fields["width"]),
             format_version=int(fields.get("format", FORMAT_VERSION)),
+            knob=knob,
         )
     except (KeyError, TypeError, ValueError):
         raise SandwichError("corrupt sandwich tag in the MP4 metadata (missing fields)") from None

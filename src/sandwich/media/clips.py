@@ -42,6 +42,21 @@ from sandwich.media.yuv import planes_to_rgb
 
 DEFAULT_FPS = 25.0
 LOSSLESS_SUFFIXES = (".mkv",)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A clip as the library passes it around: ``frames`` (T, H, W, 3) uint8 RGB and its
+    frame rate ``fps`` (frames per second)."""
+
+    frames: np.ndarray
+    fps: float = DEFAULT_FPS
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.frames.shape)
+
+
 _FRAME_NAME = re.compile(r"^(\d+)\.png$", re.IGNORECASE)
 # FFmpeg colour properties (AVColorSpace, AVColorRange values)
 _SPC_BT709, _SPC_UNSPECIFIED, _SPC_BT470BG, _SPC_SMPTE170M = 1, 2, 5, 6
@@ -435,7 +450,8 @@ def write_clip(
 ) -> None:
     """Write a (T, H, W, 3) or (T, H, W) uint8 clip: to ``out`` as a lossless FFV1 ``.mkv``
     file, or, for a name without a suffix (or an existing folder), as a folder of numbered
-    PNG frames (:func:`write_frames`). Written atomically; ``force`` overwrites."""
+    PNG frames (:func:`write_frames`). Written atomically; ``force`` overwrites. (An ``.mp4``
+    viewing copy is coded by the caller: :func:`sandwich.api.save_clip`.)"""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix in LOSSLESS_SUFFIXES:

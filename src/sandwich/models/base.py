@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 from torch import nn
 
-from sandwich.codecs.base import Knob
+from sandwich.codecs.base import Knob, MediaKind
 from sandwich.errors import SandwichError
 
 
@@ -25,12 +25,15 @@ class CodecModel(nn.Module):
         kind: the model type's key in :data:`sandwich.models.registry.MODEL_TYPES`, recorded in
             weight sidecars.
         file_suffix: suffix of the files ``compress`` writes (``.jpg``, ``.sndr``).
+        media: ``"image"`` ((H, W, C) arrays) or ``"clip"`` (:class:`sandwich.media.clips.Clip`
+            of (T, H, W, C) frames): what :meth:`compress` takes and :meth:`decompress` gives.
 
     Instances have ``name`` and ``version`` (recorded in the files they write).
     """
 
     kind: ClassVar[str] = ""
     file_suffix: ClassVar[str] = ".bin"
+    media: ClassVar[MediaKind] = "image"  # what compress takes: an image, or a clip of frames
     name: str
     version: int
 
@@ -47,8 +50,15 @@ class CodecModel(nn.Module):
 
     @property
     def output_suffix(self) -> str:
-        """Suffix of decoded outputs: ``.png`` for RGB images, ``.npy`` for N-channel arrays."""
+        """Suffix of decoded outputs: ``.png`` for RGB images, ``.npy`` for N-channel arrays,
+        "" for clips (a folder of frames)."""
         return ".png" if self.channels == 3 else ".npy"
+
+    plain_output_suffix: ClassVar[str] = ".png"  # of a plain file of this type's format
+
+    def output_kind(self) -> str:
+        """What :meth:`decompress` returns, for messages."""
+        return f"{self.channels}-channel images"
 
     # ---- rate control ------------------------------------------------------------------------
     @property
@@ -85,7 +95,7 @@ class CodecModel(nn.Module):
         monotonically along :meth:`Knob.values`). Raises :class:`SandwichError` when even the
         smallest file is larger.
         """
-        pixels = image.shape[0] * image.shape[1]
+        pixels = self.pixels(image)
         values = self.knob.values()
         lo, hi, best = 0, len(values) - 1, None
         while lo <= hi:
@@ -105,6 +115,11 @@ class CodecModel(nn.Module):
             )
         return best
 
+    def pixels(self, item) -> int:
+        """Pixels of what :meth:`compress` takes (the denominator of bits per pixel): H * W of
+        an image, T * H * W of a clip."""
+        return int(item.shape[0] * item.shape[1])
+
     # ---- files -------------------------------------------------------------------------------
     @classmethod
     def identify(cls, data: bytes) -> tuple[str, str | None, int | None] | None:
@@ -113,6 +128,12 @@ class CodecModel(nn.Module):
         not record it). Raises :class:`SandwichError` for a file of this type whose tag is
         corrupt."""
         return None
+
+    @classmethod
+    def sniff_head(cls, head: bytes) -> bool:
+        """Whether the first 64 bytes of a file look like this type's format (cheap; no
+        parsing of the rest)."""
+        return False
 
     @classmethod
     def formats(cls) -> list[str]:

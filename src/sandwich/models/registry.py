@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from sandwich.errors import SandwichError
 from sandwich.models.base import CodecModel
+from sandwich.models.clip_sandwich import ClipSandwichModel
 from sandwich.models.progressive import ProgressiveCodec
 from sandwich.models.sandwich import SandwichModel
 
 MODEL_TYPES: dict[str, type[CodecModel]] = {
     "sandwich": SandwichModel,
     "progressive": ProgressiveCodec,
+    "clip-sandwich": ClipSandwichModel,
 }
 DEFAULT_KIND = "sandwich"  # sidecars written before kinds were recorded
 
@@ -45,7 +47,7 @@ def identify_file(data: bytes) -> tuple[type[CodecModel], str, str | None, int |
 
 
 def known_formats() -> str:
-    """The formats sandwich decodes, for messages: ``JPEG or progressive (.sndr)``."""
+    """The formats sandwich decodes, for messages: ``JPEG, progressive (.sndr) or MP4``."""
     names = [f for cls in MODEL_TYPES.values() for f in cls.formats()]
     return ", ".join(names[:-1]) + (" or " if len(names) > 1 else "") + names[-1]
 

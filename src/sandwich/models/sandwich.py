@@ -135,8 +135,7 @@ class SandwichModel(CodecModel):
         self.post = PostProcessor(
             b_ch, s.base, self.post_widths, quality_input, activation, out_channels=s.channels
         )
-        self.proxy = get_proxy(s.proxy, subsampling=s.subsampling, rounding=rounding)
-        self.real = get_codec(s.codec, subsampling=s.subsampling)
+        self.proxy, self.real = self.make_codecs(rounding)
         self.name, self.version = name, version
         # decoding passes averaged over flips/transposes (nets.ensemble); 1 = a single pass
         self.ensemble = 1
@@ -147,6 +146,14 @@ class SandwichModel(CodecModel):
 
     kind = "sandwich"
     DEFAULT_QUALITY = 75
+
+    def make_codecs(self, rounding: str) -> tuple:
+        """(proxy, real codec) of the scenario, by their registry names."""
+        s = self.scenario
+        return (
+            get_proxy(s.proxy, subsampling=s.subsampling, rounding=rounding),
+            get_codec(s.codec, subsampling=s.subsampling),
+        )
 
     @property
     def file_suffix(self) -> str:  # type: ignore[override]

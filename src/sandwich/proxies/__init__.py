@@ -36,4 +36,23 @@ def get_proxy(name: str, **kwargs) -> ImageCodec:
     return cls(**kwargs)
 
 
-__all__ = ["CLIP_PROXIES", "PROXIES", "JpegProxy", "VideoProxy", "get_proxy"]
+def get_clip_proxy(name: str, **kwargs) -> ClipCodec:
+    """The differentiable twin of clip codec ``name`` (``x264``, ``x265``); ``kwargs`` go to
+    its constructor (``subsampling``, ``rounding``, ...)."""
+    try:
+        cls = CLIP_PROXIES[name]
+    except KeyError:
+        raise SandwichError(
+            f"unknown clip proxy {name!r}; choose one of: {', '.join(CLIP_PROXIES)}"
+        ) from None
+    return cls(codec=name, **kwargs)
+
+
+__all__ = [
+    "CLIP_PROXIES",
+    "PROXIES",
+    "JpegProxy",
+    "VideoProxy",
+    "get_clip_proxy",
+    "get_proxy",
+]
