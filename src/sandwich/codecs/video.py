@@ -21,6 +21,13 @@ the frame size must be a whole number of chroma samples). Such clips are padded 
 column / row, coded, and cropped back on decode; the displayed size is recorded in the MP4
 metadata (:mod:`sandwich.formats.mp4_meta`). Gray and 4:4:4 code odd sizes directly.
 
+Small frames and x265: libx265 (the version PyAV bundles) writes out of bounds on frames 33..48
+pixels wide (48x32 or 48x256 abort the process with a corrupted heap, in 4:0:0 and 4:2:0 alike;
+its 4:0:0 mode has a known invalid-read bug too, x265 issue #775), so x265 codes frames narrower
+than 64 pixels padded to 64 columns the same way, cropped back on decode (a player shows the
+padded width: such clips are thumbnails). Its lookahead runs
+unsliced (``lookahead-slices=0``), which also crashed on small frames.
+
 Rate: ``bits`` of a clip is the whole MP4 file. Per-frame bits are the sizes of the frames'
 packets in the file; the rest (``ClipInfo.overhead_bits``, about 900 bytes) is the container and
 the parameter sets. Both encoders normally write a text SEI with their version and options (x264
@@ -110,6 +117,7 @@ class _PyAVClipCodec(RealClipCodec):
     name: ClassVar[str] = ""
     sei_filter: ClassVar[str | None] = None  # bitstream filter that drops the version SEI
     codec_tag: ClassVar[str | None] = None  # MP4 sample entry, when not the muxer's default
+    min_coded_width: ClassVar[int] = 0  # narrower frames are padded (and cropped on decode)
     differentiable = False
     extension = ".mp4"
     suffixes = (".mp4",)
@@ -247,8 +255,11 @@ class _PyAVClipCodec(RealClipCodec):
         frames = self._check_frames(frames)
         t, h, w = frames.shape[:3]
         crop = None
-        if self.subsampling == "4:2:0" and (h % 2 or w % 2):
-            pad = [(0, 0), (0, h % 2), (0, w % 2)] + [(0, 0)] * (frames.ndim - 3)
+        ph, pw = h, max(w, self.min_coded_width)
+        if self.subsampling == "4:2:0":
+            ph, pw = ph + ph % 2, pw + pw % 2
+        if (ph, pw) != (h, w):
+            pad = [(0, 0), (0, ph - h), (0, pw - w)] + [(0, 0)] * (frames.ndim - 3)
             frames = np.pad(frames, pad, mode="edge")
             crop = (h, w)
         planes = self._planes(frames)
@@ -419,10 +430,16 @@ class X265Codec(_PyAVClipCodec):
     # 'hvc1' (parameter sets only in the sample entry, where x265 puts them for MP4) rather than
     # FFmpeg's default 'hev1': Apple's players open only 'hvc1'
     codec_tag = "hvc1"
+    # x265 corrupts the heap on frames 33..48 pixels wide (e.g. 48x32, 48x256: the process
+    # aborts); frames narrower than 64 pixels are coded padded to 64 and cropped back
+    min_coded_width = 64
 
     def _own_params(self) -> list[str]:
         return [
             "open-gop=0",
+            # the lookahead's slices write out of bounds on small frames (a 48x64 clip aborts
+            # the process with a corrupted heap); unsliced, its estimates are exact and safe
+            "lookahead-slices=0",
             *([] if self.version_sei else ["info=0"]),
             "log-level=error",
             f"pools={self.threads}",
