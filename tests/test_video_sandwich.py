@@ -266,3 +266,44 @@ def test_train_video_on_stills(run_cli, tmp_path, sample_full):
     code, _, err = run_cli([*argv[:-6], "--init", other, "--out", tmp_path / "run2"])
     assert code != 0 and "Traceback" not in err
     assert not (tmp_path / "run2").exists()
+
+
+def test_temporal_context_starts_as_the_frame_model(sample_full, tmp_path):
+    """A post-processor with neighbouring frames as input, started from image weights (zero
+    weights on the context channels), decodes exactly as the per-frame model; its file and
+    sidecar round-trip."""
+    from sandwich.training.clip_task import init_from
+
+    init = tmp_path / "init.safetensors"
+    save_weights(from_image("gray-jpeg", "gray"), init)
+    kw = {"activation": "relu", "name": "ctx"}
+    ctx = ClipSandwichModel("gray", "x265", (16, 32), (32, 64), context=1, **kw)
+    flat = ClipSandwichModel("gray", "x265", (16, 32), (32, 64), **kw)
+    init_from(ctx, str(init))
+    init_from(flat, str(init))
+    ctx.eval()
+    flat.eval()
+    assert ctx.neighbours(0, 4) == [0, 0, 1] and ctx.neighbours(3, 4) == [3, 2, 3]
+    frames = moving(sample_full, t=3, h=32, w=48)
+    data = ctx.compress(frames, 30)
+    np.testing.assert_array_equal(ctx.decompress(data), flat.decompress(data))
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2)[None].float()
+    with torch.no_grad():
+        torch.testing.assert_close(ctx(x, 30.0).x_hat, flat(x, 30.0).x_hat)
+    path = tmp_path / "ctx.safetensors"
+    save_weights(ctx, path)
+    again = load_model(str(path))
+    assert again.context == 1 and again.post_channels == 3
+
+
+def test_bench_speed_video(run_cli, tmp_path, gray_weights):
+    out = tmp_path / "speed.json"
+    argv = ["bench", "speed-video", "-m", gray_weights, "--sizes", "64x48", "--frames", 2,
+            "--repeats", 1, "--threads", 1, "--json", out]  # fmt: skip
+    code, stdout, err = run_cli(argv)
+    assert code == 0, err
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["pipeline"] for r in rows][0] == "x265 4:2:0" and len(rows) == 2
+    assert all(r["encode_fps"] > 0 and r["decode_fps"] > 0 and r["bpp"] > 0 for r in rows)
+    code, _, err = run_cli(["bench", "speed-video", "-m", "gray-jpeg"])
+    assert code != 0 and "image model" in err

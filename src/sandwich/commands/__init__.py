@@ -26,6 +26,7 @@ COMMAND_MODULES = {
     "bench_rnn": True,
     "bench_fuzz": True,
     "bench_speed": True,
+    "bench_speed_video": True,
 }
 
 

@@ -31,7 +31,7 @@ from sandwich.errors import SandwichError
 from sandwich.formats.mp4_meta import sniff_mp4
 from sandwich.formats.tag import FileTag
 from sandwich.media.clips import Clip, decode_video, to_rgb
-from sandwich.models.base import check_config, one_of, widths
+from sandwich.models.base import check_config, int_in, one_of, widths
 from sandwich.models.sandwich import SandwichModel
 from sandwich.proxies import get_clip_proxy
 from sandwich.scenarios import SCENARIOS, Scenario, get_scenario
@@ -97,6 +97,9 @@ class ClipSandwichModel(SandwichModel):
     Args:
         scenario: an image scenario that fits a video codec (see :func:`video_scenarios`).
         codec: ``"x265"`` (HEVC, default) or ``"x264"`` (H.264).
+        context: temporal context of the post-processor: it also sees the decoded bottlenecks
+            of the ``context`` frames before and after each frame (repeated at the clip's ends);
+            0 (default) post-processes every frame on its own.
         other arguments: as :class:`~sandwich.models.sandwich.SandwichModel`.
     """
 
@@ -128,8 +131,10 @@ class ClipSandwichModel(SandwichModel):
         version: int = 0,
         quality_input: bool = False,
         activation: str = "relu",
+        context: int = 0,
     ):
         self.codec_name = codec
+        self.context = int(context)
         super().__init__(
             clip_scenario(scenario, codec),
             pre_widths,
@@ -140,6 +145,26 @@ class ClipSandwichModel(SandwichModel):
             quality_input,
             activation,
         )
+        if self.context:
+            from sandwich.nets.prepost import PostProcessor
+
+            s = self.scenario
+            self.post = PostProcessor(
+                s.bottleneck_channels, s.base, self.post_widths, quality_input, activation,
+                context=2 * self.context,
+            )  # fmt: skip
+
+    @property
+    def post_channels(self) -> int:
+        return self.scenario.bottleneck_channels * (1 + 2 * self.context)
+
+    def neighbours(self, t: int, count: int) -> list[int]:
+        """Frame ``t`` then its context frames (``t-1, t+1, t-2, t+2, ...``, clamped to
+        ``0..count-1``): the order of the post-processor's input channels."""
+        out = [t]
+        for d in range(1, self.context + 1):
+            out += [max(t - d, 0), min(t + d, count - 1)]
+        return out
 
     def make_codecs(self, rounding: str) -> tuple:
         s = self.scenario
@@ -164,6 +189,8 @@ class ClipSandwichModel(SandwichModel):
             },
             what,
         )
+        if "context" in config:
+            check_config(config, {"context": int_in(0, 4)}, what)
         return cls(
             config["scenario"],
             config["codec"],
@@ -172,12 +199,13 @@ class ClipSandwichModel(SandwichModel):
             rounding=config["rounding"],
             quality_input=config["quality_input"],
             activation=config["activation"],
+            context=config.get("context", 0),
             name=name,
             version=version,
         )
 
     def config(self) -> dict:
-        return {**super().config(), "codec": self.codec_name}
+        return {**super().config(), "codec": self.codec_name, "context": self.context}
 
     @property
     def file_suffix(self) -> str:  # type: ignore[override]
@@ -251,7 +279,10 @@ class ClipSandwichModel(SandwichModel):
             out = self.real(b.detach().clamp(0, 255), q)
         else:
             out = self.proxy(b, q.to(x.device), flow=flow)
-        x_hat = self.post(out.x_hat.flatten(0, 1), (h, w), cond).unflatten(0, (n, t))
+        y = out.x_hat
+        if self.context:
+            y = torch.cat([y[:, self.neighbours(i, t)].flatten(1, 2)[:, None] for i in range(t)], 1)
+        x_hat = self.post(y.flatten(0, 1), (h, w), cond).unflatten(0, (n, t))
         if real:
             x_hat = x_hat.clamp(0, 255)
         bpp = out.bits / (t * h * w)
@@ -334,5 +365,6 @@ class ClipSandwichModel(SandwichModel):
         out = np.empty((dec.shape[0], *size, 3), np.uint8)
         frames = tqdm(range(dec.shape[0]), "frames", unit="f", leave=False, disable=not progress)
         for i in frames:
-            out[i] = self.reconstruct(dec[i], size, crf)
+            y = dec[i] if not self.context else np.concatenate(dec[self.neighbours(i, len(dec))], 2)
+            out[i] = self.reconstruct(y, size, crf)
         return Clip(out, info.fps)

@@ -194,6 +194,12 @@ class SandwichModel(CodecModel):
         return self.scenario.channels
 
     @property
+    def post_channels(self) -> int:
+        """Channels of the decoded bottleneck :meth:`reconstruct` takes (the scenario's; a
+        video model with temporal context also takes its neighbours')."""
+        return self.scenario.bottleneck_channels
+
+    @property
     def bit_depth(self) -> int:
         return self.scenario.bit_depth
 
@@ -455,10 +461,10 @@ class SandwichModel(CodecModel):
         from sandwich.nets.ensemble import ensemble_members
 
         dec = decoded[:, :, None] if decoded.ndim == 2 else decoded
-        if dec.shape[2] != self.scenario.bottleneck_channels:
+        if dec.shape[2] != self.post_channels:
             raise SandwichError(
                 f"the decoded bottleneck has {dec.shape[2]} channel(s) but model {self.name!r} "
-                f"expects {self.scenario.bottleneck_channels}"
+                f"expects {self.post_channels}"
             )
         if dec.shape[0] % self.scenario.planes:
             raise SandwichError(

@@ -105,7 +105,10 @@ class PostProcessor(nn.Module):
     The bottleneck is first upsampled (bicubic) to the output size; the learned parts see both the
     upsampled bottleneck and the analytic base's estimate. ``out_channels``: O, channels of the
     image (3 for RGB); with O != 3 the identity base takes bottleneck channel c as image
-    channel c.
+    channel c. ``context``: K extra decoded bottlenecks (a clip's neighbouring frames) that come
+    after the frame's own C channels of ``y`` ((N, C * (1 + K), h, w)); the learned parts see
+    them too (as the last input channels, so weights without them widen by zero columns) and the
+    analytic base does not.
     """
 
     def __init__(
@@ -116,15 +119,17 @@ class PostProcessor(nn.Module):
         conditioned: bool = False,
         act: str = "relu",
         out_channels: int = 3,
+        context: int = 0,
     ):
         super().__init__()
         self.channels, self.base_kind = channels, base
         self.out_channels = out_channels
         self.conditioned = conditioned
+        self.context = context
         if base == "modem" and out_channels != 3:
             raise ValueError("the modem base returns RGB images")
         self.base = ChromaDemodulator() if base == "modem" else None
-        in_ch = channels + out_channels + (1 if conditioned else 0)
+        in_ch = channels * (1 + context) + out_channels + (1 if conditioned else 0)
         self.mlp = PixelMLP(in_ch, out_channels)
         self.unet = UNet(in_ch, out_channels, widths, act)
         _zero_head(self.unet)
@@ -133,6 +138,8 @@ class PostProcessor(nn.Module):
     def forward(self, y: Tensor, size: tuple[int, int], cond: Tensor | None = None) -> Tensor:
         """``cond``: (N,) quality feature, read from the file's quantisation table in real use."""
         up = upsample(y, size)
+        if self.context:
+            up, ctx = up[:, : self.channels], up[:, self.channels :]
         if self.base is not None:
             base = self.base(up)
         else:
@@ -141,4 +148,6 @@ class PostProcessor(nn.Module):
             )
         inp = torch.cat([_normalise(up), _normalise(base)], dim=1)
         inp = _with_condition(inp, cond if self.conditioned else None)
+        if self.context:
+            inp = torch.cat([inp, _normalise(ctx)], dim=1)
         return base + 255.0 * (self.mlp(inp) + self.scale * self.unet(inp))

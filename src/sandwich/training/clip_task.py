@@ -99,6 +99,9 @@ class ClipTrainConfig:
     crf_min: int | None = option(None, f"lowest CRF drawn (default {CRF_RANGE[0]})")
     crf_max: int | None = option(None, f"highest CRF drawn (default {CRF_RANGE[1]})")
     rounding: str = option("ste", "rounding in the proxy: ste, noise or cubic")
+    context: int = option(
+        0, "temporal context: the post-processor also sees this many decoded frames each side"
+    )
     pre_widths: list[int] = _widths([16, 32], "pre-processor U-Net widths")
     post_widths: list[int] = _widths([32, 64], "post-processor U-Net widths")
     seed: int = options.seed()
@@ -125,12 +128,15 @@ def build_model(cfg: ClipTrainConfig) -> ClipSandwichModel:
         rounding=cfg.rounding,
         quality_input=cfg.quality_input,
         activation=cfg.activation,
+        context=cfg.context,
     )
 
 
 def init_from(model: ClipSandwichModel, path: str) -> None:
     """Copy the per-frame networks of ``path`` (an image sandwich's or a video sandwich's
-    weights of the same scenario and widths) into ``model``."""
+    weights of the same scenario and widths) into ``model``. A model with temporal context
+    started from one without gets zero weights on the context channels: it starts as exactly
+    the source."""
     from sandwich.zoo.weights import load_weights
 
     src = load_weights(Path(path))
@@ -142,6 +148,13 @@ def init_from(model: ClipSandwichModel, path: str) -> None:
         )
     state = {k: v for k, v in src.state_dict().items() if k.startswith(("pre.", "post."))}
     own = {k: v for k, v in model.state_dict().items() if k.startswith(("pre.", "post."))}
+    for k, v in own.items():  # temporal context: first layers take extra input channels
+        w = state.get(k)
+        wider = w is not None and w.dim() >= 2 and w.shape[1] < v.shape[1]
+        if wider and w.shape[:1] + w.shape[2:] == v.shape[:1] + v.shape[2:]:
+            state[k] = torch.cat(
+                [w, w.new_zeros(w.shape[0], v.shape[1] - w.shape[1], *w.shape[2:])], 1
+            )
     if state.keys() != own.keys() or any(state[k].shape != own[k].shape for k in own):
         raise SandwichError(
             f"{path}: its networks do not match this run's (widths, --quality-input or "
@@ -194,6 +207,8 @@ class ClipSandwichTask(Task):
             raise SandwichError(f"--frames {cfg.frames}: use 2 or more (an I and P frames)")
         if cfg.patch < 16 or cfg.patch % 16:
             raise SandwichError(f"--patch {cfg.patch}: use a multiple of 16 of at least 16")
+        if not 0 <= cfg.context <= 4:
+            raise SandwichError(f"--context {cfg.context}: use 0..4 frames each side")
         if cfg.batch < 1:
             raise SandwichError(f"--batch {cfg.batch}: use 1 or more")
         if not 0.0 <= cfg.still_share <= 1.0:
