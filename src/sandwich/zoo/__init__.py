@@ -25,6 +25,9 @@ class ZooEntry:
     pre_widths: tuple[int, ...] = (16, 32)
     post_widths: tuple[int, ...] = (32, 64)
     kind: str = "sandwich"  # the model type, a key of sandwich.models.registry.MODEL_TYPES
+    # config fields that differ from the weights' sidecar: the same networks over another codec
+    # (e.g. a video sandwich trained over x265 run over x264: ``(("codec", "x264"),)``)
+    overrides: tuple[tuple[str, object], ...] = ()
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -196,4 +199,11 @@ def load_model(name: str, device: str = "cpu"):
         if not path.is_file():
             raise SandwichError(f"model {name!r} has no weights in this install ({path})")
         model = load_weights(path, name=entry.name, version=entry.version)
+        if entry.overrides:
+            from sandwich.models.registry import build_model
+
+            config = {**model.config(), **dict(entry.overrides)}
+            other = build_model(entry.kind, config, name=entry.name, version=entry.version)
+            other.load_state_dict(model.state_dict())
+            model = other.eval()
     return model.to(device)
