@@ -316,3 +316,21 @@ def test_bench_speed_video(run_cli, tmp_path, gray_weights):
     assert all(r["encode_fps"] > 0 and r["decode_fps"] > 0 and r["bpp"] > 0 for r in rows)
     code, _, err = run_cli(["bench", "speed-video", "-m", "gray-jpeg"])
     assert code != 0 and "image model" in err
+
+
+def test_clip_pixel_budget(run_cli, check_error, tmp_path, sample_full, gray_weights):
+    """A frame above --max-pixels, and a clip above 10x --max-pixels pixels in all, are one-line
+    errors before the frames fill memory, for frame folders and MP4s alike."""
+    frames = moving(sample_full, t=12, h=48, w=64, step=1)  # 12 x 3072 pixels
+    src = write_frames(tmp_path / "frames", frames)
+    mp4 = tmp_path / "a.mp4"
+    assert run_cli(["compress", src, "-o", mp4, "-m", gray_weights])[0] == 0
+    for limit, words in ((900, "larger than the limit"), (3100, "more than a clip may hold")):
+        argv = ["compress", src, "-o", tmp_path / "b.mp4", "-m", gray_weights,
+                "--max-pixels", limit]  # fmt: skip
+        assert words in check_error(*run_cli(argv)[::2])
+        argv = ["decompress", mp4, "-o", tmp_path / "r", "-m", gray_weights,
+                "--max-pixels", limit]  # fmt: skip
+        msg = check_error(*run_cli(argv)[::2])
+        assert words in msg or "frames" in msg
+        assert not (tmp_path / "r").exists() and not (tmp_path / "b.mp4").exists()

@@ -19,6 +19,7 @@ COMMAND_MODULES = {
     "eval_video_cmd": False,
     "plot_cmd": False,
     "results_cmd": False,
+    "results_video_cmd": False,
     "bench_models": True,
     "bench_modem": True,
     "bench_patches": True,

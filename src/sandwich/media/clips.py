@@ -38,6 +38,7 @@ from sandwich.media.files import (
     load_rgb,
     stored_bits,
 )
+from sandwich.media.limits import check_pixels, clip_budget, pillow_bombs_as_errors
 from sandwich.media.yuv import planes_to_rgb
 
 DEFAULT_FPS = 25.0
@@ -181,6 +182,10 @@ def decode_video(source: bytes | str | Path, name: str | None = None) -> Decoded
             raise SandwichError(f"{name}: has no video stream")
         stream = container.streams.video[0]
         stream.codec_context.thread_count = 1
+        declared = (stream.codec_context.height, stream.codec_context.width)
+        if all(declared):  # before any frame is decoded
+            check_pixels(*declared, f"{name}'s frames")
+        budget, total = clip_budget(), 0
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         comment = container.metadata.get("comment")
         sizes: dict[int, int] = {}  # packet bits by presentation time stamp
@@ -201,6 +206,13 @@ def decode_video(source: bytes | str | Path, name: str | None = None) -> Decoded
                 for frame in packet.decode():
                     if first is None:
                         first = frame
+                    total += frame.width * frame.height
+                    if total > budget:
+                        raise SandwichError(
+                            f"{name}: {len(types) + 1} frames of {frame.width}x{frame.height} are "
+                            f"more than a clip may hold ({budget:,} pixels); cut the clip, or "
+                            "raise --max-pixels (a clip holds 10 times as many)"
+                        )
                     if (frame.width, frame.height) != (first.width, first.height):
                         raise SandwichError(
                             f"{name}: frames change size ({first.width}x{first.height} to "
@@ -304,8 +316,9 @@ def list_frames(folder: str | Path) -> list[Path]:
 
 def _read_frame(p: Path) -> np.ndarray:
     try:
-        with Image.open(p) as im:
+        with pillow_bombs_as_errors(f"{p}"), Image.open(p) as im:
             bits = stored_bits(im)
+            check_pixels(im.height, im.width, f"{p}")
     except UnidentifiedImageError:
         raise SandwichError(f"{p}: not a PNG frame (or a file Pillow cannot read)") from None
     except OSError as e:
@@ -324,8 +337,16 @@ def read_frames(folder: str | Path) -> np.ndarray:
     of different sizes, 16-bit frames, frames with alpha and unreadable files."""
     paths = list_frames(folder)
     frames = []
+    budget, total = clip_budget(), 0
     for p in paths:
         arr = _read_frame(p)
+        total += arr.shape[0] * arr.shape[1]
+        if total > budget:
+            raise SandwichError(
+                f"{folder}: {len(frames) + 1} frames of {arr.shape[1]}x{arr.shape[0]} are more "
+                f"than a clip may hold ({budget:,} pixels); cut the clip, or raise --max-pixels "
+                "(a clip holds 10 times as many)"
+            )
         if frames and arr.shape != frames[0].shape:
             h0, w0 = frames[0].shape[:2]
             h, w = arr.shape[:2]

@@ -33,6 +33,15 @@ def set_max_pixels(n: int) -> None:
     Image.MAX_IMAGE_PIXELS = n
 
 
+CLIP_BUDGET_FRAMES = 10  # a decoded clip may hold this many max-size frames' pixels in all
+
+
+def clip_budget() -> int:
+    """Most pixels (frames x height x width) a decoded clip may hold: 10 times the per-image
+    limit (1 G-pixels, 3 GB of RGB, by default), so a long or huge video cannot exhaust memory."""
+    return CLIP_BUDGET_FRAMES * _limit[0]
+
+
 def check_pixels(height: int, width: int, what: str) -> None:
     """Refuse a size before anything of that size is allocated: non-positive sides, or more
     pixels than :func:`max_pixels`. ``what`` names where the size came from."""
