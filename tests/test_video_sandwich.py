@@ -334,3 +334,32 @@ def test_clip_pixel_budget(run_cli, check_error, tmp_path, sample_full, gray_wei
         msg = check_error(*run_cli(argv)[::2])
         assert words in msg or "frames" in msg
         assert not (tmp_path / "r").exists() and not (tmp_path / "b.mp4").exists()
+
+
+def test_zoo_gray_hevc_round_trip_without_naming_the_model(run_cli, tmp_path, sample_full):
+    """The shipped video model: compress by name, decompress with the model read from the MP4."""
+    frames = moving(sample_full, t=3, h=64, w=96)
+    src = write_frames(tmp_path / "frames", frames)
+    out = tmp_path / "a.mp4"
+    code, stdout, err = run_cli(["compress", src, "-o", out, "-m", "gray-hevc", "--crf", 26])
+    assert code == 0, err
+    code, stdout, err = run_cli(["decompress", out, "-o", tmp_path / "rec"])
+    assert code == 0, err
+    assert "gray-hevc" in stdout
+    back = np.stack([np.asarray(Image.open(tmp_path / "rec" / f"{i:03d}.png")) for i in range(3)])
+    assert psnr(back, frames) > 25
+
+
+def test_results_video_page(run_cli, tmp_path, sample_full):
+    clips = tmp_path / "val"
+    write_frames(clips / "c1", moving(sample_full, t=3, h=64, w=96))
+    page = tmp_path / "results-video.md"
+    code, _, err = run_cli(["results-video", clips, "-o", page, "--only", "gray", "--only",
+                            "lowres2"])  # fmt: skip
+    assert code == 0, err
+    text = page.read_text()
+    assert "## Colour through a grayscale HEVC stream" in text and "`c1`" in text
+    assert "sandwich eval-video" in text and "x265-gray" in text
+    assert "no weights for lowres2-hevc" in text
+    code, _, err = run_cli(["results-video", clips, "-o", page, "--only", "nope"])
+    assert code != 0 and "no such section" in err

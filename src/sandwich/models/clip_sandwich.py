@@ -213,7 +213,8 @@ class ClipSandwichModel(SandwichModel):
 
     def describe(self) -> str:
         s = self.scenario
-        return f"{self.real.format_name} {s.subsampling}" + (
+        sub = "4:0:0" if s.subsampling == "gray" else s.subsampling
+        return f"{self.real.format_name} {sub}" + (
             f", 1/{s.downscale} size" if s.downscale > 1 else ""
         )
 

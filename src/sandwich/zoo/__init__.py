@@ -106,6 +106,14 @@ ZOO: dict[str, ZooEntry] = {
             "material6-jpeg.safetensors",
         ),
         ZooEntry(
+            "gray-hevc",
+            "gray",
+            1,
+            "colour through a grayscale (4:0:0) HEVC video stream, x265 (trained)",
+            "gray-hevc.safetensors",
+            kind="clip-sandwich",
+        ),
+        ZooEntry(
             "gray-modem",
             "gray",
             1,
