@@ -102,8 +102,8 @@ def test_bad_magic() -> None:
 
 def test_unknown_version() -> None:
     data = bytearray(small_file())
-    data[4] = 2
-    with pytest.raises(SandwichError, match="version 2"):
+    data[4] = 3
+    with pytest.raises(SandwichError, match="version 3"):
         unpack(bytes(data))
 
 

@@ -261,7 +261,8 @@ def compress(
         force: overwrite existing outputs.
         report, on_error: called with each file done / each error (folders go on after one).
         tile: tile side in pixels for the networks (0: whole image; None: automatic), for
-            models that tile (:mod:`sandwich.nets.tiling`); the output does not change.
+            models that tile (:mod:`sandwich.nets.tiling`: the output does not change; the
+            progressive codec codes independent tiles instead, a slightly larger file).
     """
     from sandwich.media.files import atomic_write_bytes, check_writable
     from sandwich.zoo import DEFAULT_MODEL, load_model

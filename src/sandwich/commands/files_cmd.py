@@ -12,8 +12,9 @@ from sandwich.errors import SandwichError
 
 MAX_PIXELS_HELP = "largest image (pixels per image) to accept from any file; default 100000000"
 TILE_HELP = (
-    "run the networks on tiles of this many pixels a side (same output, memory bounded by the "
-    "tile); 0 = whole image; default: automatic (tiles above 1 MP)"
+    "run the networks on tiles of this many pixels a side (memory bounded by the tile; same "
+    "output for sandwiches, independent tiles in the file for rnn); 0 = whole image; default: "
+    "automatic (tiles above 1 MP)"
 )
 
 

@@ -13,6 +13,13 @@ recurrent decoder turns the bits into an update of the reconstruction:
 Pixels are handled internally as x / 255 - 0.5 (range -0.5..0.5); the public API takes and
 returns (N, 3, H, W) float tensors in 0..255. Any H, W: images are padded to a multiple of 16 by
 edge replication and cropped back.
+
+Files (:meth:`ProgressiveCodec.compress`): the recurrent state makes the receptive field grow
+with every iteration, so exact overlapping tiles are impossible; a large image is instead coded
+as a grid of independent tiles (:attr:`ProgressiveCodec.tile`, automatic above 1 MP), each with
+its own recurrent state and entropy-coder statistics, stored iteration-major
+(:mod:`sandwich.formats.sndr` version 2) so that the file stays progressive. Compressing and
+decompressing then run one tile at a time: memory follows the tile, not the image.
 """
 
 from __future__ import annotations
@@ -30,8 +37,10 @@ from sandwich.codecs.base import Knob
 from sandwich.errors import SandwichError
 from sandwich.models.base import CodecModel, check_config, int_in, one_of, widths
 from sandwich.nets.recurrent import make_cell
+from sandwich.nets.tiling import AUTO_TILE_ABOVE
 
 BLOCK = 16  # pixels per code position along each axis
+AUTO_TILE = 512  # tile side of the files of images above AUTO_TILE_ABOVE pixels
 
 
 @dataclass(frozen=True)
@@ -159,6 +168,8 @@ class ProgressiveCodec(CodecModel):
         )
         self.name = name
         self.version = version
+        # side of the independent tiles of a file (``--tile``): None automatic, 0 whole image
+        self.tile: int | None = None
 
     kind = "progressive"
     file_suffix = ".sndr"
@@ -230,7 +241,7 @@ class ProgressiveCodec(CodecModel):
         return fits[-1], truncate(full, fits[-1])
 
     def decompress_with_note(self, data: bytes) -> tuple[np.ndarray, str]:
-        images, info = self.decode_file(data)
+        images, info = self.decode_file(data, every_iteration=False)
         cut = ", file was cut short: decoded the complete iterations" if info.truncated else ""
         return images[-1], f"{info.iterations} iterations{cut}"
 
@@ -263,15 +274,35 @@ class ProgressiveCodec(CodecModel):
         return ProgressiveOutput(x_hats, torch.stack(codes))
 
     @torch.inference_mode()
-    def decode_codes(self, codes: Tensor) -> list[Tensor]:
-        """Reconstructions after each iteration from codes (T, N, bits, h, w) in {-1, +1}."""
+    def encode_codes(self, x: Tensor, iterations: int) -> Tensor:
+        """The codes (T, N, bits, H/16, W/16) in {-1, +1} of ``x`` (N, 3, H, W), 0..255, H and W
+        multiples of 16: :meth:`forward`'s arithmetic without keeping the reconstructions."""
+        self._check_iterations(iterations)
+        xc = x / 255.0 - 0.5
+        x_hat = torch.zeros_like(xc)
+        enc_s: list = [None] * 3
+        dec_s: list = [None] * 4
+        codes = []
+        for t in range(iterations):
+            h, enc_s = self.encoder((xc - x_hat) * self._gain(t), enc_s)
+            b = self.binarizer(h)
+            d, dec_s = self.decoder(b, dec_s)
+            x_hat = self._update(x_hat, d, t)
+            codes.append(b)
+        return torch.stack(codes)
+
+    @torch.inference_mode()
+    def decode_codes(self, codes: Tensor, every_iteration: bool = True) -> list[Tensor]:
+        """Reconstructions after each iteration (or only the last one) from codes
+        (T, N, bits, h, w) in {-1, +1}."""
         dec_s: list = [None] * 4
         x_hat = None
         out = []
         for t in range(codes.shape[0]):
             d, dec_s = self.decoder(codes[t], dec_s)
             x_hat = self._update(torch.zeros_like(d) if x_hat is None else x_hat, d, t)
-            out.append((x_hat + 0.5) * 255.0)
+            if every_iteration or t == codes.shape[0] - 1:
+                out.append((x_hat + 0.5) * 255.0)
         return out
 
     def _check_iterations(self, iterations: int) -> None:
@@ -303,37 +334,76 @@ class ProgressiveCodec(CodecModel):
             object.__setattr__(self, "_exact_cache", (key, twin))
         return self._exact_cache[1]
 
+    def tile_side(self, height: int, width: int) -> int:
+        """Side of the file's tiles for an image of ``height`` x ``width`` (0: one tile).
+
+        :attr:`tile` None is automatic (:data:`AUTO_TILE` above
+        :data:`sandwich.nets.tiling.AUTO_TILE_ABOVE` pixels, else the whole image); a side is
+        rounded up to a multiple of 16, and an image that fits in one tile is not tiled.
+        """
+        from sandwich.formats.sndr import MAX_TILE
+
+        tile = self.tile
+        if tile is None:
+            tile = AUTO_TILE if height * width > AUTO_TILE_ABOVE else 0
+        if not isinstance(tile, int) or tile < 0:
+            raise SandwichError(f"--tile {tile}: give a side in pixels, or 0 for the whole image")
+        side = -(-tile // BLOCK) * BLOCK
+        if side == 0 or (height <= side and width <= side):
+            return 0
+        if side > MAX_TILE:
+            raise SandwichError(
+                f"--tile {tile}: the progressive codec's tiles are {MAX_TILE} at most"
+            )
+        return side
+
     @torch.inference_mode()
     def compress(self, image: np.ndarray, iterations: int | None = None) -> bytes:
         """(H, W, 3) uint8 RGB -> a progressive file with ``iterations`` (default: all).
 
-        The file (:mod:`sandwich.formats.sndr`) holds one entropy-coded chunk per iteration, so
-        :func:`sandwich.formats.sndr.truncate` cuts it to fewer iterations without re-encoding.
+        The file (:mod:`sandwich.formats.sndr`) holds one entropy-coded chunk per iteration (and
+        tile), so :func:`sandwich.formats.sndr.truncate` cuts it to fewer iterations without
+        re-encoding. Tiles (:meth:`tile_side`) are coded one after the other, each from its own
+        fresh state: the working memory is that of one tile.
         """
         from sandwich.entropy import BinaryCodeCoder
-        from sandwich.formats.sndr import RnnHeader, pack
+        from sandwich.formats.sndr import RnnHeader, pack, tile_grid
 
         iterations = self.cfg.max_iterations if iterations is None else iterations
         self._check_iterations(iterations)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise SandwichError("compress takes an (H, W, 3) uint8 RGB image")
         H, W = image.shape[:2]
+        tile = self.tile_side(H, W)
         dev = self.log_gain.device
-        x = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None].to(dev)
         key = self.weight_hash()  # hashes all weights: once per call
-        out = self._exact(key)(pad_to_block(x.double()), iterations)
-        codes = (out.codes[:, 0] > 0).to(torch.uint8).cpu().numpy()
-        chunks = BinaryCodeCoder(self.cfg.bits).encode(codes)
-        header = RnnHeader(self.name, key, H, W, iterations, self.cfg.bits)
+        net = self._exact(key)
+        coder = BinaryCodeCoder(self.cfg.bits)
+        per_tile = []
+        for y, x, h, w in tile_grid(H, W, tile):
+            crop = torch.from_numpy(np.array(image[y : y + h, x : x + w], copy=True))
+            crop = crop.permute(2, 0, 1)[None].to(dev)
+            codes = net.encode_codes(pad_to_block(crop.double()), iterations)
+            per_tile.append(coder.encode((codes[:, 0] > 0).to(torch.uint8).cpu().numpy()))
+        # version 2 stores iteration-major: iteration t of every tile, then t + 1
+        chunks = [list(c) for c in zip(*per_tile, strict=True)] if tile else per_tile[0]
+        header = RnnHeader(self.name, key, H, W, iterations, self.cfg.bits, tile)
         return pack(header, chunks)
 
     @torch.inference_mode()
-    def decode_file(self, data: bytes) -> tuple[list[np.ndarray], RnnFileInfo]:
-        """A progressive file -> the (H, W, 3) uint8 image after each iteration it holds, info."""
-        from sandwich.entropy import BinaryCodeCoder
-        from sandwich.formats.sndr import unpack
+    def decode_file(
+        self, data: bytes, every_iteration: bool = True
+    ) -> tuple[list[np.ndarray], RnnFileInfo]:
+        """A progressive file -> the (H, W, 3) uint8 image after each iteration it holds (only
+        the last with ``every_iteration=False``), info.
 
-        header, chunks, truncated = unpack(data)
+        Tiles are decoded one after the other into the preallocated output images.
+        """
+        from sandwich.entropy import BinaryCodeCoder
+        from sandwich.formats.sndr import parse
+
+        f = parse(data)
+        header = f.header
         key = self.weight_hash()
         if header.weight_hash != key:
             raise SandwichError(
@@ -342,35 +412,47 @@ class ProgressiveCodec(CodecModel):
             )
         if header.channels != self.cfg.bits:
             raise SandwichError(f"file has {header.channels} code channels, model {self.cfg.bits}")
-        if len(chunks) > self.cfg.max_iterations:
+        if f.iterations > self.cfg.max_iterations:
             raise SandwichError(
-                f"file has {len(chunks)} iterations, model {self.cfg.max_iterations} at most"
+                f"file has {f.iterations} iterations, model {self.cfg.max_iterations} at most"
             )
-        h, w = -(-header.height // BLOCK), -(-header.width // BLOCK)
-        bits = BinaryCodeCoder(self.cfg.bits).decode(chunks, h, w)
-        dev = self.log_gain.device
-        codes = torch.from_numpy(bits.astype(np.float64) * 2 - 1).unsqueeze(1).to(dev)
+        H, W = header.height, header.width
         images = [
-            to_uint8(xh[0, :, : header.height, : header.width])
-            for xh in self._exact(key).decode_codes(codes)
+            np.empty((H, W, 3), np.uint8) for _ in range(f.iterations if every_iteration else 1)
         ]
-        info = RnnFileInfo(header.model, header.height, header.width, len(chunks), truncated)
+        net = self._exact(key)
+        coder = BinaryCodeCoder(self.cfg.bits)
+        dev = self.log_gain.device
+        tiles = header.tiles()
+        for i, (y, x, h, w) in enumerate(tiles):
+            try:
+                bits = coder.decode(f.tile_chunks(i), -(-h // BLOCK), -(-w // BLOCK))
+            except SandwichError as e:
+                if len(tiles) == 1:
+                    raise
+                raise SandwichError(f"{e} (tile {i + 1} of {len(tiles)})") from None
+            codes = torch.from_numpy(bits.astype(np.float64) * 2 - 1).unsqueeze(1).to(dev)
+            for image, xh in zip(images, net.decode_codes(codes, every_iteration), strict=True):
+                image[y : y + h, x : x + w] = to_uint8(xh[0, :, :h, :w])
+        info = RnnFileInfo(header.model, H, W, f.iterations, f.truncated, header.tile)
         return images, info
 
     def decompress(self, data: bytes) -> np.ndarray:
         """A progressive file (possibly cut after any iteration) -> (H, W, 3) uint8 RGB."""
-        return self.decode_file(data)[0][-1]
+        return self.decode_file(data, every_iteration=False)[0][-1]
 
 
 @dataclass
 class RnnFileInfo:
-    """What :meth:`ProgressiveCodec.decode_file` found: model, size, iterations decoded."""
+    """What :meth:`ProgressiveCodec.decode_file` found: model, size, iterations decoded,
+    tile side."""
 
     model: str
     height: int
     width: int
     iterations: int
     truncated: bool
+    tile: int = 0  # side of the file's tiles, 0 for one tile
 
 
 def to_uint8(x: Tensor) -> np.ndarray:
