@@ -28,8 +28,11 @@ def bench_clip(size: tuple[int, int], frames: int, seed: int = 0) -> np.ndarray:
     from sandwich.proxies.video.clips import moving_clip
 
     path = resources.files("sandwich") / "assets" / "sample.png"
+    h, w = size
     with Image.open(str(path)) as im:
-        photo = np.asarray(im.convert("RGB"))
+        scale = max(1.0, 1.5 * h / im.height, 1.5 * w / im.width)  # room for the motion
+        big = im.convert("RGB").resize((round(im.width * scale), round(im.height * scale)))
+        photo = np.asarray(big, dtype=np.uint8)
     return moving_clip(photo, np.random.default_rng(seed), frames, size, max_speed=3.0, noise=1.0)
 
 
