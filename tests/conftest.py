@@ -127,3 +127,14 @@ def check_error() -> Callable[[int, str], str]:
         return lines[0]
 
     return check
+
+
+@pytest.fixture(autouse=True)
+def _default_pixel_limit():
+    """``--max-pixels`` sets a process-wide limit: put the default back after every test that
+    ran the CLI in process."""
+    yield
+    from sandwich.media.limits import DEFAULT_MAX_PIXELS, max_pixels, set_max_pixels
+
+    if max_pixels() != DEFAULT_MAX_PIXELS:
+        set_max_pixels(DEFAULT_MAX_PIXELS)
