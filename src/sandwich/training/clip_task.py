@@ -30,19 +30,9 @@ from sandwich.training import distributed, options
 from sandwich.training.distributed import Dist
 from sandwich.training.losses import distortion, slope_lambda
 from sandwich.training.options import config_only, option
-from sandwich.training.sandwich_task import parse_widths
+from sandwich.training.sandwich_task import param_groups, widths_option
 from sandwich.training.task import Task
 from sandwich.zoo.weights import save_weights
-
-
-def _widths(default: list[int], help: str):  # noqa: A002
-    return option(
-        default_factory=lambda: list(default),
-        help=help,
-        cli_type=str,
-        cli_default=",".join(map(str, default)),
-        parse=parse_widths,
-    )
 
 
 def _ints(text: str) -> list[int]:
@@ -102,8 +92,8 @@ class ClipTrainConfig:
     context: int = option(
         0, "temporal context: the post-processor also sees this many decoded frames each side"
     )
-    pre_widths: list[int] = _widths([16, 32], "pre-processor U-Net widths")
-    post_widths: list[int] = _widths([32, 64], "post-processor U-Net widths")
+    pre_widths: list[int] = widths_option("pre-processor U-Net widths", (16, 32))
+    post_widths: list[int] = widths_option("post-processor U-Net widths")
     seed: int = options.seed()
     ckpt_every: int = options.ckpt_every(100)
     log_every: int = options.log_every(5)
@@ -161,23 +151,6 @@ def init_from(model: ClipSandwichModel, path: str) -> None:
             "activation differ); use the configuration of the model it came from"
         )
     model.load_state_dict(state, strict=False)
-
-
-def param_groups(model: ClipSandwichModel, cfg: ClipTrainConfig) -> list[dict]:
-    groups: dict[str, list] = {"post": [], "pre": [], "base": []}
-    for name, p in model.named_parameters():
-        if ".base." in f".{name}":
-            groups["base"].append(p)
-        elif name.startswith("pre."):
-            groups["pre"].append(p)
-        else:
-            groups["post"].append(p)
-    scale = {"post": 1.0, "pre": cfg.pre_lr_scale, "base": cfg.base_lr_scale}
-    return [
-        {"params": ps, "lr": cfg.lr * scale[k], "name": k}
-        for k, ps in groups.items()
-        if ps and scale[k] > 0
-    ]
 
 
 class ClipSandwichTask(Task):

@@ -45,13 +45,13 @@ def parse_widths(text: str) -> list[int]:
     return widths
 
 
-def _widths_option(help: str):  # noqa: A002 (typer's name for it)
+def widths_option(help: str, default: tuple[int, ...] = (32, 64)):  # noqa: A002 (typer's name)
     """A U-Net widths field: a list of ints, given on the command line as ``32,64``."""
     return option(
-        default_factory=lambda: [32, 64],
+        default_factory=lambda: list(default),
         help=help,
         cli_type=str,
-        cli_default="32,64",
+        cli_default=",".join(map(str, default)),
         parse=parse_widths,
     )
 
@@ -112,8 +112,8 @@ class TrainConfig:
         "decodes and bit counts, gradients still come from the proxy (exact with "
         "--pre-lr-scale 0; matters at high qualities, where their errors differ)",
     )  # forward through the real codec, backward through the proxy
-    pre_widths: list[int] = _widths_option("pre-processor U-Net widths")
-    post_widths: list[int] = _widths_option("post-processor U-Net widths")
+    pre_widths: list[int] = widths_option("pre-processor U-Net widths")
+    post_widths: list[int] = widths_option("post-processor U-Net widths")
     fresh_post: bool = option(
         False,
         "with --init: the post-processor's U-Net starts fresh instead (to change its widths or "
@@ -189,7 +189,7 @@ def init_from(model: SandwichModel, path: str, fresh_post: bool = False) -> None
     model.load_state_dict(src)
 
 
-def param_groups(model: SandwichModel, cfg: TrainConfig) -> list[dict]:
+def param_groups(model: SandwichModel, cfg) -> list[dict]:
     """Post-processor at ``lr``; pre-processor at ``lr * pre_lr_scale``; analytic bases at
     ``lr * base_lr_scale`` (a group whose scale is 0 is left out: frozen)."""
     groups: dict[str, list] = {"post": [], "pre": [], "base": []}
