@@ -17,6 +17,25 @@ from sandwich.training.options import command
 from sandwich.training.sandwich_task import TrainConfig
 
 
+def check_network_options(o: SimpleNamespace) -> list:
+    """Check the options every sandwich training command has (rounding, activation, loss; the
+    loss defaults to the scenario's) before anything is touched; returns the parsed loss terms."""
+    from sandwich.training.losses import parse_loss
+
+    if o.rounding not in ("ste", "noise", "cubic"):
+        raise SandwichError(f"rounding {o.rounding!r}: use ste, noise or cubic")
+    if o.activation not in ("leaky", "relu"):
+        raise SandwichError(f"activation {o.activation!r}: use leaky or relu")
+    if o.loss is None:
+        from sandwich.scenarios import get_scenario
+
+        o.loss = get_scenario(o.scenario).distortion
+    try:
+        return parse_loss(o.loss)
+    except ValueError as e:
+        raise SandwichError(str(e)) from None
+
+
 def register(app: typer.Typer) -> None:
     @command(app, TrainConfig, RunOptions)
     def train(o: SimpleNamespace) -> None:
@@ -26,21 +45,9 @@ def register(app: typer.Typer) -> None:
         from sandwich.training.options import command_line, from_options
         from sandwich.training.sandwich_task import SandwichTask
 
-        if o.rounding not in ("ste", "noise", "cubic"):
-            raise SandwichError(f"rounding {o.rounding!r}: use ste, noise or cubic")
-        if o.activation not in ("leaky", "relu"):
-            raise SandwichError(f"activation {o.activation!r}: use leaky or relu")
-        from sandwich.training.losses import LOG_TERMS, min_patch, parse_loss
-
-        if o.loss is None:
-            from sandwich.scenarios import get_scenario
-
-            o.loss = get_scenario(o.scenario).distortion
-        try:
-            terms = parse_loss(o.loss)
-        except ValueError as e:
-            raise SandwichError(str(e)) from None
+        terms = check_network_options(o)
         from sandwich.proxies.jpeg import RATE_GRADS
+        from sandwich.training.losses import LOG_TERMS, min_patch
 
         if o.rate_grad not in RATE_GRADS:
             raise SandwichError(f"--rate-grad {o.rate_grad!r}: use {' or '.join(RATE_GRADS)}")

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import typer
 
+from sandwich.commands.train_cmd import check_network_options
 from sandwich.errors import SandwichError
 from sandwich.training.clip_task import ClipTrainConfig
 from sandwich.training.loop import RunOptions
@@ -23,21 +24,10 @@ def register(app: typer.Typer) -> None:
         logged to OUT/log.jsonl."""
         from sandwich.training.clip_task import ClipSandwichTask
         from sandwich.training.loop import run
-        from sandwich.training.losses import min_patch, parse_loss
+        from sandwich.training.losses import min_patch
         from sandwich.training.options import command_line, from_options
 
-        if o.rounding not in ("ste", "noise", "cubic"):
-            raise SandwichError(f"rounding {o.rounding!r}: use ste, noise or cubic")
-        if o.activation not in ("leaky", "relu"):
-            raise SandwichError(f"activation {o.activation!r}: use leaky or relu")
-        if o.loss is None:
-            from sandwich.scenarios import get_scenario
-
-            o.loss = get_scenario(o.scenario).distortion
-        try:
-            parse_loss(o.loss)
-        except ValueError as e:
-            raise SandwichError(str(e)) from None
+        check_network_options(o)
         if o.rate_slope < 0:
             raise SandwichError(f"--rate-slope {o.rate_slope}: use a slope of 0 or more dB")
         if o.patch < min_patch(o.loss):
