@@ -44,17 +44,9 @@ VIDEO_RECIPES: list[tuple[str, str, list[str]]] = [
 
 
 def _why_not(args: list[str]) -> str | None:
-    from sandwich.evaluation.specs import split_model_spec
-    from sandwich.zoo import available, get_entry
+    from sandwich.commands.results_cmd import _has_weights, _models
 
-    models = [split_model_spec(args[i + 1])[0] for i, a in enumerate(args) if a == "-m"]
-    missing = []
-    for m in models:
-        try:
-            if not available(get_entry(m)):
-                missing.append(m)
-        except SandwichError:
-            missing.append(m)
+    missing = [m for m in _models(args) if not _has_weights(m)]
     return f"no weights for {', '.join(missing)}" if missing else None
 
 
