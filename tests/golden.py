@@ -64,7 +64,19 @@ def _record_all() -> dict[str, dict[str, str]]:
     for name in ZOO:
         net = load_model(name)
         row: dict[str, str] = {}
-        if net.media == "clip":  # the networks alone (the encoder's bytes depend on its build)
+        if hasattr(net, "encode_clip"):  # progressive video: 3 moving crops, motion, 3 iterations
+            from sandwich.formats.sndv import truncate as cut_clip
+
+            rgb = inputs["rgb"]
+            clip = np.stack(
+                [rgb[8 + 2 * i : 72 + 2 * i, 4 + 3 * i : 100 + 3 * i] for i in range(3)]
+            )
+            net.configure(prediction="motion")
+            data = net.compress(clip, 3)
+            row["file"] = _sha(data)
+            row["decoded"] = _sha(net.decompress(data))
+            row["decoded_cut1"] = _sha(net.decompress(cut_clip(data, 1)))
+        elif net.media == "clip":  # the networks alone (the encoder's bytes depend on its build)
             frame = inputs["rgb"]
             b = net.bottleneck_image(frame, 28)
             row["bottleneck"] = _sha(b)

@@ -247,6 +247,7 @@ def compress(
     report: Report | None = None,
     on_error: ErrorReport | None = None,
     tile: int | None = None,
+    settings: dict[str, object] | None = None,
 ) -> list[Done]:
     """Compress an image file (or a folder of them), or a clip (a video file or a folder of
     numbered PNG frames, for video models), with a zoo model or local weights.
@@ -263,6 +264,8 @@ def compress(
         tile: tile side in pixels for the networks (0: whole image; None: automatic), for
             models that tile (:mod:`sandwich.nets.tiling`: the output does not change; the
             progressive codec codes independent tiles instead, a slightly larger file).
+        settings: the model's own coding settings (:meth:`CodecModel.configure`), e.g.
+            ``{"prediction": "motion", "gop": 16}`` for the progressive video codec.
     """
     from sandwich.media.files import atomic_write_bytes, check_writable
     from sandwich.zoo import DEFAULT_MODEL, load_model
@@ -271,6 +274,7 @@ def compress(
         raise SandwichError(f"--target-bpp {target_bpp}: give a positive number of bits per pixel")
     net = load_model(model or DEFAULT_MODEL) if model is None or isinstance(model, str) else model
     set_tile(net, tile)
+    net.configure(**(settings or {}))
     if value is not None and target_bpp is not None:
         raise SandwichError(f"give --{net.knob.name} or --target-bpp, not both")
     check_knob(net, value)
@@ -408,7 +412,7 @@ def decode(
         plain = kind.decode_plain(data)
         return Decoded(plain, None, note=f"plain {fmt} (no sandwich marker)", media=kind.media)
     net = models.get(name)
-    if not isinstance(net, kind):
+    if not isinstance(net, kind) or net.media != kind.media:
         raise SandwichError(f"is a {fmt} file, which model {name} ({net.kind}) cannot decode")
     warning = ""
     if version is not None and version != net.version:

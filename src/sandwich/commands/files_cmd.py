@@ -53,6 +53,22 @@ def register(app: typer.Typer) -> None:
             None, "--crf", help="video models: the x264 / x265 CRF (0..51, lower is better)"
         ),
         target_bpp: float = typer.Option(None, help="pick the knob for this many bits/pixel"),
+        prediction: str = typer.Option(
+            None,
+            help="progressive video models: what P frames are predicted from: none, previous, "
+            "motion (sent block vectors; default) or extrapolate (decoder-side motion)",
+        ),
+        gop: int = typer.Option(
+            None, help="progressive video models: frames per GOP (intra period; default 32)"
+        ),
+        target_psnr: float = typer.Option(
+            None,
+            help="progressive video models: per frame, the fewest iterations reaching "
+            "this PSNR (dB), at most --iterations",
+        ),
+        target_msssim: float = typer.Option(
+            None, help="progressive video models: as --target-psnr, for this MS-SSIM (0..1)"
+        ),
         force: bool = typer.Option(False, help="overwrite existing outputs"),
         max_pixels: int = typer.Option(None, help=MAX_PIXELS_HELP),
         tile: int = typer.Option(None, help=TILE_HELP),
@@ -61,7 +77,8 @@ def register(app: typer.Typer) -> None:
 
         Progressive models (``rnn``) write a .sndr file instead, cut after --iterations. Video
         models (``gray-hevc``) take a video file or a folder of numbered PNG frames and write an
-        MP4 (H.264 or HEVC) at --crf.
+        MP4 (H.264 or HEVC) at --crf; progressive video models (``rnn-video``) write a .sndv
+        GOP file (--prediction, --gop, --iterations or a per-frame --target-psnr/-msssim).
         16-bit models (``hdr16-jpeg``) also take 16-bit PNGs. Multichannel models (``material6``
         weights) take (H, W, N) uint8 .npy arrays and write their planes stacked in one JPEG.
         """
@@ -81,14 +98,29 @@ def register(app: typer.Typer) -> None:
         value = given.get(knob)
         if value is not None and target_bpp is not None:
             raise SandwichError(f"give --{knob} or --target-bpp, not both")
+        settings = {
+            "prediction": prediction,
+            "gop": gop,
+            "target_psnr": target_psnr,
+            "target_msssim": target_msssim,
+        }
         api.compress(
-            inp, out, net, value, target_bpp, force, report=_echo, on_error=_error, tile=tile
+            inp,
+            out,
+            net,
+            value,
+            target_bpp,
+            force,
+            report=_echo,
+            on_error=_error,
+            tile=tile,
+            settings=settings,
         )
 
     @app.command()
     def decompress(
         inp: Path = typer.Argument(
-            ..., metavar="IN", help="sandwich .jpg, .sndr, .mp4 or a folder of them"
+            ..., metavar="IN", help="sandwich .jpg, .sndr, .mp4, .sndv or a folder of them"
         ),
         out: str = typer.Option(
             ...,

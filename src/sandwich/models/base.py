@@ -75,6 +75,13 @@ class CodecModel(nn.Module):
         """One line for tables: what carries the bits (e.g. ``JPEG 4:0:0``)."""
         return self.kind
 
+    def configure(self, **settings: object) -> None:
+        """Apply per-call coding settings (CLI options such as ``--prediction``; None values
+        are ignored). A model takes only its own: any other is a one-line error."""
+        given = [k for k, v in settings.items() if v is not None]
+        if given:
+            raise SandwichError(f"--{given[0].replace('_', '-')} is not a setting of {self.name}")
+
     # ---- real use ----------------------------------------------------------------------------
     def compress(self, image: np.ndarray, value: float) -> bytes:
         """An (H, W, C) image -> the bytes of a file, at knob ``value``."""

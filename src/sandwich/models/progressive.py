@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -256,11 +257,21 @@ class ProgressiveCodec(CodecModel):
             return d
         return x_hat + d / self._gain(t)
 
-    def forward(self, x: Tensor, iterations: int) -> ProgressiveOutput:
-        """Encode and decode ``x`` (N, 3, H, W), 0..255, H and W multiples of 16."""
+    def _start(self, xc: Tensor, start: Tensor | None) -> Tensor:
+        """The reconstruction before iteration 0 (centred): zeros (mid-gray), or a prediction
+        ``start`` (N, 3, H, W) on 0..255, so that iteration 0 codes the residual x - start."""
+        if start is None:
+            return torch.zeros_like(xc)
+        if self.cfg.mode == "oneshot":
+            raise SandwichError("a oneshot model cannot code residuals against a prediction")
+        return start.to(xc.dtype) / 255.0 - 0.5
+
+    def forward(self, x: Tensor, iterations: int, start: Tensor | None = None) -> ProgressiveOutput:
+        """Encode and decode ``x`` (N, 3, H, W), 0..255, H and W multiples of 16; ``start``: a
+        prediction of ``x`` (same shape, 0..255) whose residual is coded (None: intra)."""
         self._check_iterations(iterations)
         xc = x / 255.0 - 0.5
-        x_hat = torch.zeros_like(xc)
+        x_hat = self._start(xc, start)
         enc_s: list = [None] * 3
         dec_s: list = [None] * 4
         x_hats, codes = [], []
@@ -274,33 +285,46 @@ class ProgressiveCodec(CodecModel):
         return ProgressiveOutput(x_hats, torch.stack(codes))
 
     @torch.inference_mode()
-    def encode_codes(self, x: Tensor, iterations: int) -> Tensor:
+    def encode_codes(self, x: Tensor, iterations: int, start: Tensor | None = None) -> Tensor:
         """The codes (T, N, bits, H/16, W/16) in {-1, +1} of ``x`` (N, 3, H, W), 0..255, H and W
-        multiples of 16: :meth:`forward`'s arithmetic without keeping the reconstructions."""
+        multiples of 16 (``start``: as in :meth:`forward`): :meth:`forward`'s arithmetic without
+        keeping the reconstructions."""
+        return torch.stack([b for b, _ in self.iterate_codes(x, iterations, start)])
+
+    def iterate_codes(
+        self, x: Tensor, iterations: int, start: Tensor | None = None
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """(codes (N, bits, H/16, W/16) in {-1, +1}, reconstruction (N, 3, H, W) on 0..255 as
+        the decoder will make it) after each of ``iterations`` iterations, lazily: an encoder
+        can stop as soon as a reconstruction is good enough. Arguments as :meth:`encode_codes`;
+        call it under ``torch.inference_mode``."""
         self._check_iterations(iterations)
         xc = x / 255.0 - 0.5
-        x_hat = torch.zeros_like(xc)
+        x_hat = self._start(xc, start)
         enc_s: list = [None] * 3
         dec_s: list = [None] * 4
-        codes = []
         for t in range(iterations):
             h, enc_s = self.encoder((xc - x_hat) * self._gain(t), enc_s)
             b = self.binarizer(h)
             d, dec_s = self.decoder(b, dec_s)
             x_hat = self._update(x_hat, d, t)
-            codes.append(b)
-        return torch.stack(codes)
+            yield b, (x_hat + 0.5) * 255.0
 
     @torch.inference_mode()
-    def decode_codes(self, codes: Tensor, every_iteration: bool = True) -> list[Tensor]:
+    def decode_codes(
+        self, codes: Tensor, every_iteration: bool = True, start: Tensor | None = None
+    ) -> list[Tensor]:
         """Reconstructions after each iteration (or only the last one) from codes
-        (T, N, bits, h, w) in {-1, +1}."""
+        (T, N, bits, h, w) in {-1, +1}; ``start``: the prediction the codes are a residual of
+        (N, 3, 16h, 16w) on 0..255, as given to :meth:`encode_codes`."""
         dec_s: list = [None] * 4
         x_hat = None
         out = []
         for t in range(codes.shape[0]):
             d, dec_s = self.decoder(codes[t], dec_s)
-            x_hat = self._update(torch.zeros_like(d) if x_hat is None else x_hat, d, t)
+            if x_hat is None:
+                x_hat = torch.zeros_like(d) if start is None else self._start(d, start)
+            x_hat = self._update(x_hat, d, t)
             if every_iteration or t == codes.shape[0] - 1:
                 out.append((x_hat + 0.5) * 255.0)
         return out

@@ -12,12 +12,14 @@ from sandwich.errors import SandwichError
 from sandwich.models.base import CodecModel
 from sandwich.models.clip_sandwich import ClipSandwichModel
 from sandwich.models.progressive import ProgressiveCodec
+from sandwich.models.progressive_clip import ProgressiveClipCodec
 from sandwich.models.sandwich import SandwichModel
 
 MODEL_TYPES: dict[str, type[CodecModel]] = {
     "sandwich": SandwichModel,
     "progressive": ProgressiveCodec,
     "clip-sandwich": ClipSandwichModel,
+    "progressive-clip": ProgressiveClipCodec,
 }
 DEFAULT_KIND = "sandwich"  # sidecars written before kinds were recorded
 

@@ -194,3 +194,20 @@ class ClipSampler:
         if self.reverse and int(torch.randint(0, 2, (1,), generator=generator)):
             crop = crop.flip(0)
         return crop.float()
+
+
+def moving_stills(
+    stills: list[np.ndarray], n: int, gen: torch.Generator, frames: int, patch: int
+) -> Tensor:
+    """n clips (n, T, 3, P, P) float32 on 0..255 made of still photos ``stills`` ((H, W, 3)
+    uint8 each) set in motion (:func:`sandwich.proxies.video.clips.moving_clip`: pans, zooms,
+    a sliding object), the photo and the motion drawn from ``gen``."""
+    from sandwich.proxies.video.clips import moving_clip
+
+    out = []
+    for _ in range(n):
+        i = int(torch.randint(len(stills), (1,), generator=gen))
+        seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
+        clip = moving_clip(stills[i], np.random.default_rng(seed), frames, (patch, patch))
+        out.append(torch.from_numpy(clip).permute(0, 3, 1, 2).float())
+    return torch.stack(out)

@@ -221,23 +221,9 @@ class ClipSandwichTask(Task):
 
             self.sampler = ClipSampler(cfg.data, cfg.frames, cfg.patch, strides=tuple(cfg.strides))
 
-    def _still_clips(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        """n clips (n, T, 3, P, P) of photos set in motion, drawn from ``gen``."""
-        from sandwich.proxies.video.clips import moving_clip
-
-        cfg = self.cfg
-        out = []
-        for _ in range(n):
-            i = int(torch.randint(len(self.stills), (1,), generator=gen))
-            seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
-            rng = np.random.default_rng(seed)
-            img = self.stills[i]
-            clip = moving_clip(img, rng, cfg.frames, (cfg.patch, cfg.patch))
-            out.append(torch.from_numpy(clip).permute(0, 3, 1, 2).float())
-        return torch.stack(out)
-
     def sample(self, gen: torch.Generator, step: int):
         from sandwich.proxies.video.flow import clip_flow
+        from sandwich.training.clip_dataset import moving_stills
 
         d, cfg = self.d, self.cfg
         n = cfg.batch * d.world
@@ -245,7 +231,7 @@ class ClipSandwichTask(Task):
         if self.sampler is not None:
             parts.append(self.sampler.sample(n - self.n_still, gen))
         if self.n_still:
-            parts.append(self._still_clips(self.n_still, gen))
+            parts.append(moving_stills(self.stills, self.n_still, gen, cfg.frames, cfg.patch))
         x = torch.cat(parts)
         q = torch.randint(self.qmin, self.qmax + 1, (n,), generator=gen).float()
         x, q = distributed.shard(x, d), distributed.shard(q, d)

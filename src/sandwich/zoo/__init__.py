@@ -114,6 +114,15 @@ ZOO: dict[str, ZooEntry] = {
             kind="clip-sandwich",
         ),
         ZooEntry(
+            "rnn-clip",
+            "progressive",
+            1,
+            "rnn's image networks coding clips: intra frame, then residuals against a causal "
+            "prediction (baseline of rnn-video)",
+            "rnn.safetensors",
+            kind="progressive-clip",
+        ),
+        ZooEntry(
             "gray-modem",
             "gray",
             1,
@@ -207,7 +216,7 @@ def load_model(name: str, device: str = "cpu"):
         if not path.is_file():
             raise SandwichError(f"model {name!r} has no weights in this install ({path})")
         model = load_weights(path, name=entry.name, version=entry.version)
-        if entry.overrides:
+        if entry.overrides or entry.kind != model.kind:  # the same networks as another type
             from sandwich.models.registry import build_model
 
             config = {**model.config(), **dict(entry.overrides)}
