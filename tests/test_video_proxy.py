@@ -161,3 +161,14 @@ def test_synthetic_clips_are_deterministic():
     b = synthetic_clips([img], 2, 3, (32, 48), seed=5)
     assert len(a) == 2 and a[0].shape == (3, 32, 48, 3) and a[0].dtype == np.uint8
     assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+
+
+def test_dis_flow_pads_frames_under_16_pixels():
+    """OpenCV's DIS crashes on frames such as 12x40; dis_flow pads them and crops the flow."""
+    from sandwich.proxies.video.flow import dis_flow
+
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (3, 12, 40), dtype=np.uint8)
+    flow = dis_flow(frames)
+    assert flow.shape == (2, 2, 12, 40)
+    assert np.isfinite(flow).all()

@@ -45,14 +45,21 @@ def luma_u8(frames: Tensor) -> np.ndarray:
     return f[:, 0].round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+MIN_DIS_SIDE = 16  # smaller frames are padded before DIS
+
+
 def dis_flow(frames: np.ndarray, preset: str = "medium") -> np.ndarray:
     """Backward flow of a clip by DIS: (T, H, W) uint8 luma -> (T-1, 2, H, W) float32,
     ``out[t-1]`` from frame ``t`` into frame ``t-1`` (see the module docstring)."""
     dis = _dis(preset)
-    out = np.zeros((max(frames.shape[0] - 1, 0), 2) + frames.shape[1:], np.float32)
+    h, w = frames.shape[1:3]
+    out = np.zeros((max(frames.shape[0] - 1, 0), 2, h, w), np.float32)
+    # OpenCV's DIS crashes the process on frames under 16 pixels a side (e.g. 12x40): pad such
+    # frames by edge replication to 16 and crop the flow back
+    pad = ((0, max(MIN_DIS_SIDE - h, 0)), (0, max(MIN_DIS_SIDE - w, 0)))
     for t in range(1, frames.shape[0]):
-        f = dis.calc(np.ascontiguousarray(frames[t]), np.ascontiguousarray(frames[t - 1]), None)
-        out[t - 1] = f.transpose(2, 0, 1)
+        a, b = (np.ascontiguousarray(np.pad(f, pad, mode="edge")) for f in frames[t - 1 : t + 1])
+        out[t - 1] = dis.calc(b, a, None).transpose(2, 0, 1)[:, :h, :w]
     return out
 
 
