@@ -26,6 +26,7 @@ file's frames can also be cut to fewer iterations afterwards
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -106,26 +107,25 @@ class ProgressiveClipCodec(ProgressiveCodec):
         target_msssim: float | None = None,
     ) -> None:
         """The coding settings of :meth:`compress` (``--prediction``, ``--gop``,
-        ``--target-psnr`` in dB, ``--target-msssim`` on 0..1); None keeps the current one."""
-        if prediction is not None:
-            if prediction not in PREDICTIONS:
-                raise SandwichError(
-                    f"--prediction {prediction}: use one of {', '.join(PREDICTIONS)}"
-                )
-            self.prediction = prediction
-        if gop is not None:
-            if not 1 <= gop <= 0xFFFF:
-                raise SandwichError(f"--gop {gop}: give a number of frames, 1..65535")
-            self.gop = gop
+        ``--target-psnr`` in dB, ``--target-msssim`` on 0..1); None keeps the current one.
+        Every value is checked before any is applied."""
+        if prediction is not None and prediction not in PREDICTIONS:
+            raise SandwichError(f"--prediction {prediction}: use one of {', '.join(PREDICTIONS)}")
+        if gop is not None and not 1 <= gop <= 0xFFFF:
+            raise SandwichError(f"--gop {gop}: give a number of frames, 1..65535")
         if target_psnr is not None and target_msssim is not None:
             raise SandwichError("give --target-psnr or --target-msssim, not both")
+        if target_psnr is not None and not 0 < target_psnr < 100:
+            raise SandwichError(f"--target-psnr {target_psnr}: give dB, 0..100")
+        if target_msssim is not None and not 0 < target_msssim < 1:
+            raise SandwichError(f"--target-msssim {target_msssim}: give a value in 0..1")
+        if prediction is not None:
+            self.prediction = prediction
+        if gop is not None:
+            self.gop = gop
         if target_psnr is not None:
-            if not 0 < target_psnr < 100:
-                raise SandwichError(f"--target-psnr {target_psnr}: give dB, 0..100")
             self.target = Target("psnr", float(target_psnr))
         if target_msssim is not None:
-            if not 0 < target_msssim < 1:
-                raise SandwichError(f"--target-msssim {target_msssim}: give a value in 0..1")
             self.target = Target("msssim", float(target_msssim))
 
     @property
@@ -262,10 +262,12 @@ class ProgressiveClipCodec(ProgressiveCodec):
 
     def _check_frames(self, frames: np.ndarray) -> None:
         if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[3] != 3:
-            shape = getattr(frames, "shape", None)
+            shape = getattr(frames, "shape", type(frames).__name__)
             raise SandwichError(f"video models take clips of RGB frames (T, H, W, 3), got {shape}")
         if frames.dtype != np.uint8:
             raise SandwichError(f"video models take 8-bit frames, got {frames.dtype}")
+        if frames.shape[0] < 1:
+            raise SandwichError("the clip has no frames")
         h, w = frames.shape[1:3]
         if h * w > MAX_FRAME_PIXELS:
             raise SandwichError(
@@ -334,7 +336,7 @@ class ProgressiveClipCodec(ProgressiveCodec):
             counts.append(len(coded.bits))
             if progress is not None:
                 progress(1)
-        rate = Fraction(fps or 25.0).limit_denominator(1001000)
+        rate = frame_rate(fps)
         header = SndvHeader(
             self.name, key, h, w, t, rate.numerator, rate.denominator, gop,
             self.prediction, self.cfg.bits, BLOCK,
@@ -410,6 +412,17 @@ class ProgressiveClipCodec(ProgressiveCodec):
             self.prediction = was
         info = ClipFileInfo(header.model, h, w, len(f.frames), header.prediction, f.truncated)
         return Clip(out, header.fps), info
+
+
+def frame_rate(fps: float | None) -> Fraction:
+    """``fps`` (frames per second; None: 25) as the fraction a ``.sndv`` header stores."""
+    value = 25.0 if fps is None else float(fps)
+    if not (math.isfinite(value) and 0 < value <= 1000):
+        raise SandwichError(f"frame rate {fps}: give a number of frames per second, 0..1000")
+    rate = Fraction(value).limit_denominator(1001000)
+    if rate.numerator == 0:
+        raise SandwichError(f"frame rate {fps}: give a number of frames per second, 0..1000")
+    return rate
 
 
 @dataclass
