@@ -476,3 +476,24 @@ def test_configure_applies_nothing_when_one_setting_is_bad(net) -> None:
     with pytest.raises(SandwichError):
         net.configure(prediction="none", gop=0)
     assert (net.prediction, net.gop, net.target) == before
+
+
+def test_bench_rnn_video_json(run_cli, tmp_path: Path) -> None:
+    import json
+
+    src = write_frames(tmp_path / "clip", panning(3, 32, 48))
+    out = tmp_path / "bench.json"
+    argv = ["bench", "rnn-video", src, "-m", "rnn-clip", "--frames", 3, "--iterations", "1,2",
+            "--predictions", "none,motion", "--codecs", "x265", "--crfs", "30,45",
+            "--threads", 1, "--json", out]  # fmt: skip
+    code, stdout, err = run_cli(argv)
+    assert code == 0, err
+    res = json.loads(out.read_text())
+    assert {r["prediction"] for r in res["rows"]} == {"none", "motion"}
+    assert len(res["rows"]) == 4 and len(res["codec_rows"]) == 2
+    motion = next(s for s in res["summary"] if s["prediction"] == "motion")
+    assert "bd_rate_msssim_vs_none_pct" in motion
+    assert motion["at_msssim"]["iterations_p"] >= 1
+    row = next(r for r in res["rows"] if r["prediction"] == "motion")
+    assert row["motion_bpp"] > 0 and row["flow_epe_px"] >= 0 and row["flicker"] >= 0
+    assert "x265" in stdout and "BD-rate" in stdout

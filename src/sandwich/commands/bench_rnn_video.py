@@ -74,14 +74,15 @@ def register(bench: typer.Typer) -> None:
         n = len(clips)
         t = Table(title=f"{net.name}: mean over {n} clip(s) of {frames} frames (one GOP)")
         for c in ("prediction", "iter", "bpp", "motion bpp", "I bpp", "P bpp", "PSNR dB",
-                  "MS-SSIM"):  # fmt: skip
+                  "MS-SSIM", "flow EPE px", "flicker"):  # fmt: skip
             t.add_column(c, justify="right")
         for s in res["summary"]:
             for p in s["points"]:
                 t.add_row(
                     s["prediction"], str(p["iterations"]), f"{p['bpp']:.3f}",
                     f"{p['motion_bpp']:.4f}", f"{p['i_bpp']:.3f}", f"{p['p_bpp']:.3f}",
-                    f"{p['psnr']:.2f}", f"{p['msssim']:.4f}",
+                    f"{p['psnr']:.2f}", f"{p['msssim']:.4f}", f"{p['flow_epe_px']:.3f}",
+                    f"{p['flicker']:.3f}",
                 )  # fmt: skip
         out.print(t)
         t = Table(title="per-frame rate control and BD-rate against intra-only (none)")

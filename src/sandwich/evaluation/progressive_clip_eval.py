@@ -86,7 +86,18 @@ def code_row(net, clip: BenchClip, iterations: int) -> dict:
         "iterations_p": parts["iterations_p"],
         "psnr": clip_psnr(clip.frames, decoded),
         "msssim": clip_ms_ssim(clip.frames, decoded),
+        **temporal(clip.frames, decoded),
     }
+
+
+def temporal(original: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
+    """Temporal consistency of a decode (:mod:`sandwich.evaluation.temporal`): flow end-point
+    error in pixels and flicker in 8-bit code values; NaN for frames under 16 pixels a side."""
+    from sandwich.evaluation.temporal import temporal_report
+
+    if min(original.shape[1:3]) < 16:
+        return {"flow_epe_px": math.nan, "flicker": math.nan}
+    return temporal_report(original, decoded)
 
 
 def codec_rows(codec: str, clip: BenchClip, crfs=DEFAULT_CRFS) -> list[dict]:
@@ -196,7 +207,8 @@ def summary(rows, targets, predictions, iterations, clips) -> list[dict]:
             at = [r for r in mine if r["iterations"] == k]
             points.append(
                 {key: _mean(r[key] for r in at) for key in
-                 ("bpp", "motion_bpp", "i_bpp", "p_bpp", "psnr", "msssim")}
+                 ("bpp", "motion_bpp", "i_bpp", "p_bpp", "psnr", "msssim", "flow_epe_px",
+                  "flicker")}
                 | {"iterations": k}
             )  # fmt: skip
         entry: dict = {"prediction": pred, "points": points}
