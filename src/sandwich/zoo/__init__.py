@@ -114,6 +114,14 @@ ZOO: dict[str, ZooEntry] = {
             kind="clip-sandwich",
         ),
         ZooEntry(
+            "lowres2-hevc",
+            "lowres2",
+            1,
+            "full resolution through a half-size x265 4:2:0 video stream (trained)",
+            "lowres2-hevc.safetensors",
+            kind="clip-sandwich",
+        ),
+        ZooEntry(
             "rnn-clip",
             "progressive",
             1,
