@@ -66,11 +66,15 @@ def sandwich_complexity(model, size: int = 128) -> dict:
 
 
 def progressive_complexity(model, size: int = 64) -> dict:
-    """Params and MACs/pixel of one iteration (encoder + binarizer + decoder) of the RNN codec."""
+    """Params and MACs/pixel of one iteration (encoder + binarizer + decoder) of the RNN codec
+    (of one frame for its clip version, whose frames go through the same networks; motion
+    search and compensation are integer work outside them)."""
+    from sandwich.models.progressive import ProgressiveCodec
+
     x = torch.rand(1, 3, size, size) * 255
     was_training = model.training
     model.eval()
-    macs = macs_per_pixel(lambda t: model(t, 1), x, [model])
+    macs = macs_per_pixel(lambda t: ProgressiveCodec.forward(model, t, 1), x, [model])
     model.train(was_training)
     return {"params": count_params(model), "macs_per_pixel": macs}
 
