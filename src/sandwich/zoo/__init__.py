@@ -122,6 +122,14 @@ ZOO: dict[str, ZooEntry] = {
             kind="clip-sandwich",
         ),
         ZooEntry(
+            "lpips-hevc",
+            "lpips",
+            1,
+            "RGB through x265 4:2:0 video, for LPIPS (trained)",
+            "lpips-hevc.safetensors",
+            kind="clip-sandwich",
+        ),
+        ZooEntry(
             "rnn-clip",
             "progressive",
             1,
