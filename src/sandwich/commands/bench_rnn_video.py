@@ -37,7 +37,6 @@ def register(bench: typer.Typer) -> None:
         """Per prediction: RD at fixed iterations (motion bits included), BD-rate against
         intra-only, iterations per P frame at a target quality, and x264 / x265 at matched bpp."""
         import torch
-        from rich.table import Table
         from tqdm import tqdm
 
         from sandwich.commands.common import console, write_json
@@ -71,51 +70,8 @@ def register(bench: typer.Typer) -> None:
                 progress=lambda: bar.update(1),
             )  # fmt: skip
         out = console()
-        n = len(clips)
-        t = Table(title=f"{net.name}: mean over {n} clip(s) of {frames} frames (one GOP)")
-        for c in ("prediction", "iter", "bpp", "motion bpp", "I bpp", "P bpp", "PSNR dB",
-                  "MS-SSIM", "flow EPE px", "flicker"):  # fmt: skip
-            t.add_column(c, justify="right")
-        for s in res["summary"]:
-            for p in s["points"]:
-                t.add_row(
-                    s["prediction"], str(p["iterations"]), f"{p['bpp']:.3f}",
-                    f"{p['motion_bpp']:.4f}", f"{p['i_bpp']:.3f}", f"{p['p_bpp']:.3f}",
-                    f"{p['psnr']:.2f}", f"{p['msssim']:.4f}", f"{p['flow_epe_px']:.3f}",
-                    f"{p['flicker']:.3f}",
-                )  # fmt: skip
-        out.print(t)
-        t = Table(title="per-frame rate control and BD-rate against intra-only (none)")
-        heads = [
-            "prediction", f"iter/P @MS-SSIM {msssim_target}", "bpp", "P bpp",
-            f"iter/P @{psnr_target} dB", "bpp ", "BD-rate MS-SSIM", "BD-rate PSNR",
-        ]  # fmt: skip
-        for c in heads:
-            t.add_column(c, justify="right")
-        for s in res["summary"]:
-            a, b = s["at_msssim"], s["at_psnr"]
-            t.add_row(
-                s["prediction"], f"{a['iterations_p']:.2f}", f"{a['bpp']:.3f}",
-                f"{a['p_bpp']:.3f}", f"{b['iterations_p']:.2f}", f"{b['bpp']:.3f}",
-                f"{s.get('bd_rate_msssim_vs_none_pct', float('nan')):+.1f}%",
-                f"{s.get('bd_rate_psnr_vs_none_pct', float('nan')):+.1f}%",
-            )  # fmt: skip
-        out.print(t)
-        t = Table(title="against the standard codecs at matched bpp (4:2:0, I P P ...)")
-        for c in ("prediction", "codec", "iter", "bpp", "ours MS-SSIM", "theirs", "ours PSNR",
-                  "theirs ", "BD-rate MS-SSIM", "BD-rate PSNR"):  # fmt: skip
-            t.add_column(c, justify="right")
-        for v in res["versus"]:
-            for i, p in enumerate(v["points"]):
-                c = v["codec"]
-                t.add_row(
-                    v["prediction"], c, str(p["iterations"]), f"{p['bpp']:.3f}",
-                    f"{p['msssim']:.4f}", f"{p[c + '_msssim']:.4f}", f"{p['psnr']:.2f}",
-                    f"{p[c + '_psnr']:.2f}",
-                    f"{v['bd_rate_msssim_pct']:+.1f}%" if i == 0 else "",
-                    f"{v['bd_rate_psnr_pct']:+.1f}%" if i == 0 else "",
-                )  # fmt: skip
-        out.print(t)
+        for table in ev.rich_tables(res, frames):
+            out.print(table)
         out.print("BD-rate: negative = fewer bits than the anchor at the same quality; nan = "
                   "the curves do not overlap")  # fmt: skip
         if json_out is not None:

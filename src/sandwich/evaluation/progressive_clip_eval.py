@@ -273,3 +273,60 @@ def versus(rows, crows, predictions, codecs, clips) -> list[dict]:
                 entry[f"bd_rate_{key}_pct"] = _mean(per)
             out.append(entry)
     return out
+
+
+def rich_tables(res: dict, frames: int) -> list:
+    """The bench's three tables (rich) from :func:`run`'s result: RD per prediction, rate
+    control and BD-rate against intra-only, and the standard codecs at matched bpp."""
+    from rich.table import Table
+
+    tables: list = []
+    msssim_target = res["targets_used"]["msssim"]
+    psnr_target = res["targets_used"]["psnr"]
+    n = len(res["clips"])
+    model = res["model"]
+    t = Table(title=f"{model}: mean over {n} clip(s) of {frames} frames (one GOP)")
+    for c in ("prediction", "iter", "bpp", "motion bpp", "I bpp", "P bpp", "PSNR dB",
+              "MS-SSIM", "flow EPE px", "flicker"):  # fmt: skip
+        t.add_column(c, justify="right")
+    for s in res["summary"]:
+        for p in s["points"]:
+            t.add_row(
+                s["prediction"], str(p["iterations"]), f"{p['bpp']:.3f}",
+                f"{p['motion_bpp']:.4f}", f"{p['i_bpp']:.3f}", f"{p['p_bpp']:.3f}",
+                f"{p['psnr']:.2f}", f"{p['msssim']:.4f}", f"{p['flow_epe_px']:.3f}",
+                f"{p['flicker']:.3f}",
+            )  # fmt: skip
+    tables.append(t)
+    t = Table(title="per-frame rate control and BD-rate against intra-only (none)")
+    heads = [
+        "prediction", f"iter/P @MS-SSIM {msssim_target}", "bpp", "P bpp",
+        f"iter/P @{psnr_target} dB", "bpp ", "BD-rate MS-SSIM", "BD-rate PSNR",
+    ]  # fmt: skip
+    for c in heads:
+        t.add_column(c, justify="right")
+    for s in res["summary"]:
+        a, b = s["at_msssim"], s["at_psnr"]
+        t.add_row(
+            s["prediction"], f"{a['iterations_p']:.2f}", f"{a['bpp']:.3f}",
+            f"{a['p_bpp']:.3f}", f"{b['iterations_p']:.2f}", f"{b['bpp']:.3f}",
+            f"{s.get('bd_rate_msssim_vs_none_pct', float('nan')):+.1f}%",
+            f"{s.get('bd_rate_psnr_vs_none_pct', float('nan')):+.1f}%",
+        )  # fmt: skip
+    tables.append(t)
+    t = Table(title="against the standard codecs at matched bpp (4:2:0, I P P ...)")
+    for c in ("prediction", "codec", "iter", "bpp", "ours MS-SSIM", "theirs", "ours PSNR",
+              "theirs ", "BD-rate MS-SSIM", "BD-rate PSNR"):  # fmt: skip
+        t.add_column(c, justify="right")
+    for v in res["versus"]:
+        for i, p in enumerate(v["points"]):
+            c = v["codec"]
+            t.add_row(
+                v["prediction"], c, str(p["iterations"]), f"{p['bpp']:.3f}",
+                f"{p['msssim']:.4f}", f"{p[c + '_msssim']:.4f}", f"{p['psnr']:.2f}",
+                f"{p[c + '_psnr']:.2f}",
+                f"{v['bd_rate_msssim_pct']:+.1f}%" if i == 0 else "",
+                f"{v['bd_rate_psnr_pct']:+.1f}%" if i == 0 else "",
+            )  # fmt: skip
+    tables.append(t)
+    return tables
