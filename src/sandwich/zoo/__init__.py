@@ -130,6 +130,15 @@ ZOO: dict[str, ZooEntry] = {
             kind="clip-sandwich",
         ),
         ZooEntry(
+            "rnn-video",
+            "progressive",
+            1,
+            "progressive recurrent codec on clips: intra frames, then motion-compensated "
+            "residuals (trained on them)",
+            "rnn-video.safetensors",
+            kind="progressive-clip",
+        ),
+        ZooEntry(
             "rnn-clip",
             "progressive",
             1,
