@@ -497,3 +497,22 @@ def test_bench_rnn_video_json(run_cli, tmp_path: Path) -> None:
     row = next(r for r in res["rows"] if r["prediction"] == "motion")
     assert row["motion_bpp"] > 0 and row["flow_epe_px"] >= 0 and row["flicker"] >= 0
     assert "x265" in stdout and "BD-rate" in stdout
+
+
+def test_bench_rnn_video_against_an_earlier_run(run_cli, check_error, tmp_path: Path) -> None:
+    import json
+
+    src = write_frames(tmp_path / "clip", panning(2, 32, 48))
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    argv = ["bench", "rnn-video", src, "-m", "rnn-clip", "--frames", 2, "--iterations", "1,2",
+            "--predictions", "previous", "--codecs", "", "--threads", 1]  # fmt: skip
+    code, _, err = run_cli([*argv, "--json", first])
+    assert code == 0, err
+    code, stdout, err = run_cli([*argv, "--json", second, "--against", first])
+    assert code == 0, err
+    res = json.loads(second.read_text())
+    assert res["against"][0]["prediction"] == "previous"
+    assert abs(res["against"][0]["bd_rate_msssim_pct"]) < 1e-6  # the same model and clip
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    check_error(*run_cli([*argv, "--against", bad])[::2])

@@ -33,6 +33,9 @@ def register(bench: typer.Typer) -> None:
         psnr_target: float = typer.Option(30.0, help="per-frame rate control target (dB)"),
         threads: int = typer.Option(2, help="torch threads"),
         json_out: Path = typer.Option(None, "--json", help="write everything here"),
+        against: Path = typer.Option(
+            None, help="a JSON of an earlier run (another model): BD-rate of this one against it"
+        ),
     ) -> None:
         """Per prediction: RD at fixed iterations (motion bits included), BD-rate against
         intra-only, iterations per P frame at a target quality, and x264 / x265 at matched bpp."""
@@ -62,6 +65,14 @@ def register(bench: typer.Typer) -> None:
         for name, path, _ in find_clips(inputs):
             f, fps = read_clip(path)
             clips.append(ev.BenchClip(name, f[:frames], fps))
+        other: list = []
+        if against is not None:
+            import json
+
+            try:
+                other = json.loads(against.read_text())["rows"]
+            except (OSError, ValueError, KeyError, TypeError):
+                raise SandwichError(f"--against {against}: not a bench rnn-video JSON") from None
         cods = _list(codecs)
         steps = len(clips) * (len(preds) * (len(ks) + 2) + len(cods))
         with tqdm(total=steps, desc="rnn-video bench") as bar:
@@ -69,6 +80,9 @@ def register(bench: typer.Typer) -> None:
                 net, clips, preds, ks, cods, _list(crfs, int), msssim_target, psnr_target,
                 progress=lambda: bar.update(1),
             )  # fmt: skip
+        if against is not None:
+            res["against"] = ev.against(res["rows"], other)
+            res["against_file"] = str(against)
         out = console()
         for table in ev.rich_tables(res, frames):
             out.print(table)

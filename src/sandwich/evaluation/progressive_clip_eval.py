@@ -275,6 +275,29 @@ def versus(rows, crows, predictions, codecs, clips) -> list[dict]:
     return out
 
 
+def against(rows: list[dict], other: list[dict]) -> list[dict]:
+    """BD-rate (MS-SSIM and PSNR; per clip, then the mean) of these fixed-iteration ``rows``
+    against another run's (``other``, e.g. another model on the same clips), per prediction
+    mode that both have."""
+    out = []
+    for pred in dict.fromkeys(r["prediction"] for r in rows):
+        theirs = [r for r in other if r["prediction"] == pred]
+        clips = [c for c in dict.fromkeys(r["clip"] for r in rows) if
+                 any(r["clip"] == c for r in theirs)]  # fmt: skip
+        if not clips:
+            continue
+        entry: dict = {"prediction": pred, "clips": clips}
+        for key in ("msssim", "psnr"):
+            per = []
+            for c in clips:
+                a = [r for r in theirs if r["clip"] == c]
+                b = [r for r in rows if r["clip"] == c and r["prediction"] == pred]
+                per.append(bd_delta(_curve(a, key), _curve(b, key))["bd_rate_pct"])
+            entry[f"bd_rate_{key}_pct"] = _mean(per)
+        out.append(entry)
+    return out
+
+
 def rich_tables(res: dict, frames: int) -> list:
     """The bench's three tables (rich) from :func:`run`'s result: RD per prediction, rate
     control and BD-rate against intra-only, and the standard codecs at matched bpp."""
@@ -329,4 +352,14 @@ def rich_tables(res: dict, frames: int) -> list:
                 f"{v['bd_rate_psnr_pct']:+.1f}%" if i == 0 else "",
             )  # fmt: skip
     tables.append(t)
+    if res.get("against"):
+        t = Table(title=f"against {res['against_file']} (same clips and prediction)")
+        for c in ("prediction", "clips", "BD-rate MS-SSIM", "BD-rate PSNR"):
+            t.add_column(c, justify="right")
+        for a in res["against"]:
+            t.add_row(
+                a["prediction"], str(len(a["clips"])), f"{a['bd_rate_msssim_pct']:+.1f}%",
+                f"{a['bd_rate_psnr_pct']:+.1f}%",
+            )  # fmt: skip
+        tables.append(t)
     return tables
