@@ -1,7 +1,8 @@
 """Fuzzing the decoders: mutated sandwich files must fail with one-line errors, never crash or hang.
 
 Seeds are real files made on the fly by zoo models on small images (JPEG with the sandwich marker,
-over colour and grayscale; progressive ``.sndr``, whole and in tiles: versions 1 and 2). Each case
+over colour and grayscale; progressive ``.sndr``, whole and in tiles: versions 1 and 2; a
+progressive video ``.sndv`` with motion vectors). Each case
 mutates one seed (bit flips, byte overwrites, cuts, insertions, and targeted edits of the marker's
 and the ``.sndr`` header's fields, its format version and its tiles' index entries, with their
 checksums fixed so that the parser gets past the CRC) and decodes it through
@@ -25,6 +26,7 @@ from sandwich.errors import SandwichError
 
 # (zoo model, knob, tile side or None); rnn with 16-pixel tiles writes a tiled (version 2) file
 SEED_MODELS = (("gray-modem", 50, None), ("rgb-jpeg", 30, None), ("rnn", 2, None), ("rnn", 2, 16))
+SEED_VIDEO_MODEL = "rnn-video"  # also seeds a .sndv file (GOP of 2, motion prediction)
 OUTCOMES = ("decoded", "error", "crash", "hang")
 
 
@@ -63,6 +65,11 @@ def seed_files(size: tuple[int, int] = (24, 40)) -> list[bytes]:
         finally:
             if tile is not None:
                 net.tile = saved
+    # a progressive video file: three frames of the image moving, motion prediction
+    clip = np.stack([np.roll(img, (i, 2 * i), axis=(0, 1)) for i in range(3)])
+    video = load_model(SEED_VIDEO_MODEL)
+    video.configure(prediction="motion", gop=2)
+    files.append(video.compress(clip, 2))
     return files
 
 
