@@ -78,6 +78,17 @@ def files(tmp_path_factory) -> Path:
     (d / "sandwich_named.sndr").write_bytes(named)
     (d / "empty.sndr").write_bytes(b"")
     (d / "text.sndr").write_bytes(b"hello\n")
+    # a .sndv (progressive video) header claiming 65535x65535 frames (valid CRC)
+    from sandwich.zoo import load_model
+
+    clip = np.stack([rgb[:32, :32], rgb[1:33, :32]])
+    video = load_model("rnn-video").compress(clip, 1)
+    at = 6 + video[5] + 8  # magic, version, name length, name, weight hash: then height, width
+    b = bytearray(video)
+    struct.pack_into(">HH", b, at, 65535, 65535)
+    end = at + 21  # height, width, frames, fps (2), gop, prediction, channels, block
+    struct.pack_into(">I", b, end, zlib.crc32(bytes(b[:end])))
+    (d / "huge.sndv").write_bytes(bytes(b))
     # a 12000x12000 JPEG frame header over a tiny image (SOF patched)
     small = bytearray(plain)
     sof = small.index(b"\xff\xc0")
@@ -103,6 +114,7 @@ CASES = {
     ".sndr 1 x 2^32-1": (["decompress", "thin.sndr", "-o", "o.png"], "limit"),
     "empty .sndr": (["decompress", "empty.sndr", "-o", "o.png"], "not a JPEG, progressive"),
     "text .sndr": (["decompress", "text.sndr", "-o", "o.png"], "not a JPEG, progressive"),
+    ".sndv frames 65535x65535": (["decompress", "huge.sndv", "-o", "out"], "limit"),
     "JPEG frame 12000x12000": (["decompress", "sof_huge.jpg", "-o", "o.png"], "limit"),
     "PNG bomb": (["compress", "bomb.png", "-o", "o.jpg"], "limit"),
     "rnn on a JPEG": (["decompress", "plain.jpg", "-o", "o.png", "-m", "rnn"], "cannot decode"),
