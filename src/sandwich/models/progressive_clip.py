@@ -397,7 +397,9 @@ class ProgressiveClipCodec(ProgressiveCodec):
             out = np.empty((len(f.frames), h, w, 3), np.uint8)
             decoded: list[np.ndarray] = []
             rows, cols = -(-h // BLOCK), -(-w // BLOCK)
-            bar = tqdm(f.frames, "frames", unit="f", leave=False, disable=not progress)
+            bar = tqdm(
+                f.frames, "frames", unit="f", leave=False, disable=None if progress else True
+            )
             for i, fr in enumerate(bar):
                 if fr.intra:
                     decoded = []
