@@ -516,3 +516,9 @@ def test_bench_rnn_video_against_an_earlier_run(run_cli, check_error, tmp_path: 
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
     check_error(*run_cli([*argv, "--against", bad])[::2])
+
+
+def test_eval_video_points_progressive_models_to_their_bench(run_cli, check_error, tmp_path):
+    src = write_frames(tmp_path / "clip", panning(2, 32, 48))
+    msg = check_error(*run_cli(["eval-video", src, "-m", "rnn-clip", "-b", "x265-420"])[::2])
+    assert "bench rnn-video" in msg

@@ -299,6 +299,11 @@ def model_pipeline(spec: str) -> ClipModelPipeline:
         raise SandwichError(
             f"{name!r} is an image model; evaluate it on images with `sandwich eval`"
         )
+    if getattr(net, "real", None) is None:  # no standard codec inside: no CRF to sweep
+        raise SandwichError(
+            f"{name!r} codes clips without x264/x265, so eval-video (a CRF sweep) cannot "
+            "run it; measure it with `sandwich bench rnn-video`"
+        )
     if other:
         config = net.config()
         if other not in CLIP_CODECS or "codec" not in config:
