@@ -168,6 +168,27 @@ class CodecModel(nn.Module):
         raise NotImplementedError
 
 
+class ClipMedia:
+    """Mixin of the model types whose ``media`` is ``"clip"`` (put it before the
+    :class:`CodecModel` base): decoded outputs are folders of frames (no suffix), rates are per
+    pixel of every frame."""
+
+    media: ClassVar[MediaKind] = "clip"
+    plain_output_suffix: ClassVar[str] = ""
+
+    @property
+    def output_suffix(self) -> str:
+        return ""
+
+    def output_kind(self) -> str:
+        return "clips"
+
+    def pixels(self, item) -> int:
+        """T * H * W of a clip (:class:`~sandwich.media.clips.Clip` or (T, H, W, 3) frames)."""
+        t, h, w = item.shape[:3]
+        return int(t * h * w)
+
+
 MAX_WIDTH = 1024  # channels of any layer a sidecar may ask for
 MAX_LEVELS = 8  # U-Net levels / recurrent stages
 

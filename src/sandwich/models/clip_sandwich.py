@@ -31,7 +31,7 @@ from sandwich.errors import SandwichError
 from sandwich.formats.mp4_meta import sniff_mp4
 from sandwich.formats.tag import FileTag
 from sandwich.media.clips import Clip, decode_video, to_rgb
-from sandwich.models.base import check_config, int_in, one_of, widths
+from sandwich.models.base import ClipMedia, check_config, int_in, one_of, widths
 from sandwich.models.sandwich import SandwichModel
 from sandwich.proxies import get_clip_proxy
 from sandwich.scenarios import SCENARIOS, Scenario, get_scenario
@@ -91,7 +91,7 @@ class ClipSandwichOutput:
     bpp: Tensor
 
 
-class ClipSandwichModel(SandwichModel):
+class ClipSandwichModel(ClipMedia, SandwichModel):
     """A standard video codec (x264 / x265) wrapped by per-frame pre- and post-processors.
 
     Args:
@@ -104,21 +104,7 @@ class ClipSandwichModel(SandwichModel):
     """
 
     kind = "clip-sandwich"
-    media = "clip"
-    plain_output_suffix = ""
     DEFAULT_QUALITY = DEFAULT_CRF
-
-    @property
-    def output_suffix(self) -> str:  # type: ignore[override]
-        return ""
-
-    def output_kind(self) -> str:
-        return "clips"
-
-    def pixels(self, item) -> int:
-        """T * H * W of a clip (:class:`~sandwich.media.clips.Clip` or (T, H, W, 3) frames)."""
-        t, h, w = item.shape[:3]
-        return int(t * h * w)
 
     def __init__(
         self,

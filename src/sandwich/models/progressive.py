@@ -344,6 +344,20 @@ class ProgressiveCodec(CodecModel):
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
         return h.digest()[:8]
 
+    def check_file_header(self, header) -> bytes:
+        """This model's weight hash, after checking that a file's ``header`` (``.sndr`` or
+        ``.sndv``: its ``model``, ``weight_hash`` and ``channels``) was written with these
+        weights and code width; one-line errors otherwise."""
+        key = self.weight_hash()
+        if header.weight_hash != key:
+            raise SandwichError(
+                f"written by model {header.model!r} with other weights (weight hash mismatch); "
+                "decode it with the model and version that wrote it"
+            )
+        if header.channels != self.cfg.bits:
+            raise SandwichError(f"file has {header.channels} code channels, model {self.cfg.bits}")
+        return key
+
     def _exact(self, key: bytes) -> ProgressiveCodec:
         """A float64 copy in eval mode, used by compress and decode_file.
 
@@ -428,14 +442,7 @@ class ProgressiveCodec(CodecModel):
 
         f = parse(data)
         header = f.header
-        key = self.weight_hash()
-        if header.weight_hash != key:
-            raise SandwichError(
-                f"written by model {header.model!r} with other weights (weight hash mismatch); "
-                "decode it with the model and version that wrote it"
-            )
-        if header.channels != self.cfg.bits:
-            raise SandwichError(f"file has {header.channels} code channels, model {self.cfg.bits}")
+        key = self.check_file_header(header)
         if f.iterations > self.cfg.max_iterations:
             raise SandwichError(
                 f"file has {f.iterations} iterations, model {self.cfg.max_iterations} at most"

@@ -37,6 +37,7 @@ from torch import Tensor
 
 from sandwich.errors import SandwichError
 from sandwich.media.clips import Clip
+from sandwich.models.base import ClipMedia
 from sandwich.models.progressive import BLOCK, ProgressiveCodec, pad_to_block, to_uint8
 
 PREDICTIONS = ("none", "previous", "motion", "extrapolate")
@@ -83,7 +84,7 @@ class CodedFrame:
     decoded: np.ndarray
 
 
-class ProgressiveClipCodec(ProgressiveCodec):
+class ProgressiveClipCodec(ClipMedia, ProgressiveCodec):
     """The recurrent residual codec on clips (``.sndv`` files); the image codec's networks.
 
     Attributes set by callers before :meth:`compress` (the CLI's options): ``prediction`` (one of
@@ -92,9 +93,7 @@ class ProgressiveClipCodec(ProgressiveCodec):
     """
 
     kind = "progressive-clip"
-    media = "clip"
     file_suffix = ".sndv"
-    plain_output_suffix = ""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -130,18 +129,6 @@ class ProgressiveClipCodec(ProgressiveCodec):
             self.target = Target("psnr", float(target_psnr))
         if target_msssim is not None:
             self.target = Target("msssim", float(target_msssim))
-
-    @property
-    def output_suffix(self) -> str:  # type: ignore[override]
-        return ""
-
-    def output_kind(self) -> str:
-        return "clips"
-
-    def pixels(self, item) -> int:
-        """T * H * W of a clip (:class:`~sandwich.media.clips.Clip` or (T, H, W, 3) frames)."""
-        t, h, w = item.shape[:3]
-        return int(t * h * w)
 
     def describe(self) -> str:
         return f"learned (recurrent, {self.prediction} prediction)"
@@ -369,14 +356,7 @@ class ProgressiveClipCodec(ProgressiveCodec):
 
         f = parse(data)
         header = f.header
-        key = self.weight_hash()
-        if header.weight_hash != key:
-            raise SandwichError(
-                f"written by model {header.model!r} with other weights (weight hash mismatch); "
-                "decode it with the model and version that wrote it"
-            )
-        if header.channels != self.cfg.bits:
-            raise SandwichError(f"file has {header.channels} code channels, model {self.cfg.bits}")
+        key = self.check_file_header(header)
         if header.block != BLOCK:
             raise SandwichError(f"file has {header.block}-pixel motion blocks; this codec {BLOCK}")
         if not f.frames:

@@ -211,3 +211,41 @@ def moving_stills(
         clip = moving_clip(stills[i], np.random.default_rng(seed), frames, (patch, patch))
         out.append(torch.from_numpy(clip).permute(0, 3, 1, 2).float())
     return torch.stack(out)
+
+
+class ClipSource:
+    """The training clips of a video run: ``batch`` clips (n, T, 3, P, P), 0..255, per draw, a
+    share ``still_share`` of them still photos from ``stills`` set in motion
+    (:func:`moving_stills`), the rest from the clip corpus ``data``
+    (:class:`ClipSampler`). ``batch`` is the global batch (all processes)."""
+
+    def __init__(
+        self,
+        data,
+        stills: str,
+        still_share: float,
+        batch: int,
+        frames: int,
+        patch: int,
+        strides: tuple[int, ...],
+    ) -> None:
+        self.frames, self.patch = frames, patch
+        self.stills: list[np.ndarray] = []
+        self.n_still = 0
+        if stills:
+            from sandwich.training.dataset import _read_rgb, list_image_files
+
+            self.stills = [_read_rgb(p) for p in list_image_files(stills)]
+            self.n_still = round(batch * still_share)
+        self.sampler = None
+        if self.n_still < batch:
+            self.sampler = ClipSampler(data, frames, patch, strides=tuple(strides))
+
+    def sample(self, n: int, gen: torch.Generator) -> Tensor:
+        """n clips: the corpus's first, then the stills', drawn from ``gen``."""
+        parts = []
+        if self.sampler is not None:
+            parts.append(self.sampler.sample(n - self.n_still, gen))
+        if self.n_still:
+            parts.append(moving_stills(self.stills, self.n_still, gen, self.frames, self.patch))
+        return torch.cat(parts)

@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from sandwich.errors import SandwichError
@@ -45,6 +44,33 @@ def _ints(text: str) -> list[int]:
     return values
 
 
+def strides_option():
+    """The ``--strides`` option of clip training runs."""
+    return option(
+        default_factory=lambda: [1, 2],
+        help="temporal strides drawn per clip (frame steps), e.g. 1,2",
+        cli_type=str,
+        cli_default="1,2",
+        parse=_ints,
+    )
+
+
+def stills_option():
+    """The ``--stills`` option of clip training runs."""
+    return option(
+        "",
+        "folder of still photos set in motion as extra training clips (e.g. data/corpus/train)",
+        cli_type=Path,
+        cli_default=None,
+        parse=options.path_or_empty,
+    )
+
+
+def still_share_option():
+    """The ``--still-share`` option of clip training runs."""
+    return option(0.5, "share of each batch made from --stills (0..1)")
+
+
 @dataclass
 class ClipTrainConfig:
     """A video sandwich run's config (config.json); each option is a ``sandwich train-video``
@@ -58,21 +84,9 @@ class ClipTrainConfig:
     batch: int = options.batch(4)
     frames: int = option(6, "frames per training clip (one GOP: I P P ...)")
     patch: int = option(96, "square crop side in pixels (the same crop in every frame)")
-    strides: list[int] = option(
-        default_factory=lambda: [1, 2],
-        help="temporal strides drawn per clip (frame steps), e.g. 1,2",
-        cli_type=str,
-        cli_default="1,2",
-        parse=_ints,
-    )
-    stills: str = option(
-        "",
-        "folder of still photos set in motion as extra training clips (e.g. data/corpus/train)",
-        cli_type=Path,
-        cli_default=None,
-        parse=options.path_or_empty,
-    )
-    still_share: float = option(0.5, "share of each batch made from --stills (0..1)")
+    strides: list[int] = strides_option()
+    stills: str = stills_option()
+    still_share: float = still_share_option()
     lr: float = options.lr(1e-4)
     base_lr_scale: float = config_only(0.1)
     pre_lr_scale: float = option(0.5, "pre-processor lr = lr * this (0 freezes)")
@@ -107,6 +121,17 @@ class ClipTrainConfig:
         parse=options.path_or_none,
     )
     command: str = options.command_field()
+
+
+def open_clips(cfg, d: Dist):
+    """The :class:`~sandwich.training.clip_dataset.ClipSource` of a clip run's config (fields
+    data, stills, still_share, batch, frames, patch, strides) for all ``d.world`` processes."""
+    from sandwich.training.clip_dataset import ClipSource
+
+    return ClipSource(
+        cfg.data, cfg.stills, cfg.still_share, cfg.batch * d.world, cfg.frames, cfg.patch,
+        tuple(cfg.strides),
+    )  # fmt: skip
 
 
 def build_model(cfg: ClipTrainConfig) -> ClipSandwichModel:
@@ -208,31 +233,14 @@ class ClipSandwichTask(Task):
     def open_data(self, d: Dist, device: torch.device) -> None:
         cfg = self.cfg
         self.d, self.device = d, device
-        self.n_still = 0
-        self.stills: list[np.ndarray] = []
-        if cfg.stills:
-            from sandwich.training.dataset import _read_rgb, list_image_files
-
-            self.stills = [_read_rgb(p) for p in list_image_files(cfg.stills)]
-            self.n_still = round(cfg.batch * d.world * cfg.still_share)
-        self.sampler = None
-        if self.n_still < cfg.batch * d.world:
-            from sandwich.training.clip_dataset import ClipSampler
-
-            self.sampler = ClipSampler(cfg.data, cfg.frames, cfg.patch, strides=tuple(cfg.strides))
+        self.clips = open_clips(cfg, d)
 
     def sample(self, gen: torch.Generator, step: int):
         from sandwich.proxies.video.flow import clip_flow
-        from sandwich.training.clip_dataset import moving_stills
 
         d, cfg = self.d, self.cfg
         n = cfg.batch * d.world
-        parts = []
-        if self.sampler is not None:
-            parts.append(self.sampler.sample(n - self.n_still, gen))
-        if self.n_still:
-            parts.append(moving_stills(self.stills, self.n_still, gen, cfg.frames, cfg.patch))
-        x = torch.cat(parts)
+        x = self.clips.sample(n, gen)
         q = torch.randint(self.qmin, self.qmax + 1, (n,), generator=gen).float()
         x, q = distributed.shard(x, d), distributed.shard(q, d)
         flow = clip_flow(x)  # of the original frames; fixed (no gradient)

@@ -21,14 +21,18 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from sandwich.errors import SandwichError
 from sandwich.models.progressive import ProgressiveCodec
 from sandwich.models.progressive_clip import PREDICTIONS, ProgressiveClipCodec
 from sandwich.training import distributed, options
-from sandwich.training.clip_task import _ints
+from sandwich.training.clip_task import (
+    open_clips,
+    still_share_option,
+    stills_option,
+    strides_option,
+)
 from sandwich.training.distributed import Dist
 from sandwich.training.options import option
 from sandwich.training.progressive_task import LOSSES, distortion
@@ -49,21 +53,9 @@ class ProgressiveClipTrainConfig:
     batch: int = options.batch(4)
     frames: int = option(4, "frames per training clip (I P P ...)")
     patch: int = option(64, "square crop side in pixels (a multiple of 16)")
-    strides: list[int] = option(
-        default_factory=lambda: [1, 2],
-        help="temporal strides drawn per clip (frame steps), e.g. 1,2",
-        cli_type=str,
-        cli_default="1,2",
-        parse=_ints,
-    )
-    stills: str = option(
-        "",
-        "folder of still photos set in motion as extra training clips (e.g. data/corpus/train)",
-        cli_type=Path,
-        cli_default=None,
-        parse=options.path_or_empty,
-    )
-    still_share: float = option(0.5, "share of each batch made from --stills (0..1)")
+    strides: list[int] = strides_option()
+    stills: str = stills_option()
+    still_share: float = still_share_option()
     lr: float = options.lr(1e-4)
     loss: str = option("mixed", "l1, mse, msssim or mixed (1-MS-SSIM + L1)")
     l1_weight: float = option(1.0, "weight of L1 in the mixed loss")
@@ -161,32 +153,12 @@ class ProgressiveClipTask(Task):
         return model.to(memory_format=torch.channels_last)
 
     def open_data(self, d: Dist, device: torch.device) -> None:
-        from sandwich.training.clip_dataset import ClipSampler
-
-        cfg = self.cfg
         self.d, self.device = d, device
-        self.stills: list[np.ndarray] = []
-        self.n_still = 0
-        if cfg.stills:
-            from sandwich.training.dataset import _read_rgb, list_image_files
-
-            self.stills = [_read_rgb(p) for p in list_image_files(cfg.stills)]
-            self.n_still = round(cfg.batch * d.world * cfg.still_share)
-        self.sampler = None
-        if self.n_still < cfg.batch * d.world:
-            self.sampler = ClipSampler(cfg.data, cfg.frames, cfg.patch, strides=tuple(cfg.strides))
+        self.clips = open_clips(self.cfg, d)
 
     def sample(self, gen: torch.Generator, step: int):
-        from sandwich.training.clip_dataset import moving_stills
-
         cfg, d = self.cfg, self.d
-        n = cfg.batch * d.world
-        parts = []
-        if self.sampler is not None:
-            parts.append(self.sampler.sample(n - self.n_still, gen))
-        if self.n_still:
-            parts.append(moving_stills(self.stills, self.n_still, gen, cfg.frames, cfg.patch))
-        x = distributed.shard(torch.cat(parts), d).to(self.device)
+        x = distributed.shard(self.clips.sample(cfg.batch * d.world, gen), d).to(self.device)
         reference = torch.randint(1, cfg.iterations + 1, (cfg.frames,), generator=gen).tolist()
         flow_at = int(torch.randint(1, cfg.iterations + 1, (1,), generator=gen))
         return x, reference, flow_at
